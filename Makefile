@@ -1,0 +1,47 @@
+# Every target creates or reuses .venv from requirements.lock; nothing needs to be installed first
+# but Python 3.11 (uv is used when present and bootstrapped into the venv when not).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+
+.PHONY: venv demo test test-fast lint format lock bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if command -v uv >/dev/null 2>&1; then UV=uv; \
+	 elif $(BIN)/python -m pip install -q uv >/dev/null 2>&1; then UV=$(BIN)/uv; \
+	 else UV=; fi; \
+	 if [ -n "$$UV" ]; then \
+	   $$UV pip sync -q --python $(BIN)/python requirements.lock && \
+	   $$UV pip install -q --python $(BIN)/python --no-deps -e . ; \
+	 else \
+	   $(BIN)/python -m pip install -q -r requirements.lock && \
+	   $(BIN)/python -m pip install -q --no-deps -e . ; \
+	 fi
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/overstap demo
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Re-pin every dependency (needs uv); commit the result.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .overstap .pytest_cache .mypy_cache .ruff_cache

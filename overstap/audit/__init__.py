@@ -1,0 +1,1 @@
+"""The audit trail: keyed pseudonyms and the append-only hash chain."""

@@ -1,0 +1,1 @@
+"""The pure domain: value types, entities, rules and state machines. No I/O, nothing else of ours."""

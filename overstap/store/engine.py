@@ -1,0 +1,57 @@
+"""Engine construction for SQLite (embedded default) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from overstap.errors import ConfigurationError
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """One engine per process and URL; built by the caller when work starts, never at import."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with the URL; keep the password out
+        raise ConfigurationError("OVERSTAP_DATABASE_URL", "is not a database URL") from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            # psycopg 3 is the driver we ship; plain postgresql:// would look for psycopg2.
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+    if backend == "sqlite":
+        engine = create_engine(parsed, **kwargs)
+        _tune_sqlite(engine)
+        return engine
+    raise ConfigurationError("OVERSTAP_DATABASE_URL", f"backend {backend!r} is not supported")
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see _on_begin).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # IMMEDIATE takes the write lock at BEGIN: two writers queue instead of one failing with
+        # "database is locked" halfway, which matters for the audit chain's read-then-append.
+        # Pure readers opt out with execution_options(read_only=True) and never block writers.
+        if conn.get_execution_options().get("read_only"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"

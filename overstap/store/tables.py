@@ -1,0 +1,177 @@
+"""The hub's own tables (SQLAlchemy Core). Alembic migrations are the only way they change.
+
+Personal numbers are stored where a delivery needs them (the dossier carries the BSN); every
+place outside the record itself (audit, logs, file names) uses `subject_key`, the keyed pseudonym.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Deterministic constraint names so migrations are the same on SQLite and PostgreSQL.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+doorstroompunt_region = Table(
+    "doorstroompunt_region",
+    metadata,
+    Column("code", String(4), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("contact_gemeente", String(6), nullable=False),
+)
+
+municipality = Table(
+    "municipality",
+    metadata,
+    Column("code", String(6), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("region", String(4), ForeignKey("doorstroompunt_region.code"), nullable=False),
+    Column("oin", String(20), nullable=False, unique=True),
+)
+
+vo_school = Table(
+    "vo_school",
+    metadata,
+    Column("location", String(6), primary_key=True),  # BRIN4 + vestiging
+    Column("brin", String(4), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("oin", String(20), nullable=False, unique=True),
+    Column("gemeente", String(6), nullable=False),
+    Column("sis", String(40), nullable=False),
+)
+
+mbo_institution = Table(
+    "mbo_institution",
+    metadata,
+    Column("brin", String(4), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("oin", String(20), nullable=False, unique=True),
+    Column("transport", String(10), nullable=False),
+)
+
+student = Table(
+    "student",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("school", String(6), ForeignKey("vo_school.location"), nullable=False),
+    Column("leerlingid", String(64), nullable=False),
+    Column("subject_key", String(40), nullable=False, index=True),
+    Column("bsn", String(9)),
+    Column("onderwijsnummer", String(9)),
+    Column("voornamen", String(200), nullable=False),
+    Column("roepnaam", String(100), nullable=False, default=""),
+    Column("voorvoegsel", String(40), nullable=False, default=""),
+    Column("achternaam", String(200), nullable=False),
+    Column("geboortedatum", Date, nullable=False),
+    Column("gemeente", String(6), nullable=False, index=True),
+    Column("adres_geheim", Boolean, nullable=False),
+    Column("straat", String(200)),
+    Column("huisnummer", String(20)),
+    Column("postcode", String(6)),
+    Column("plaats", String(100)),
+    Column("phone", String(40), nullable=False, default=""),
+    Column("email", String(200), nullable=False, default=""),
+    Column("guardians", JSON, nullable=False),
+    Column("level", String(10), nullable=False),
+    Column("leerjaar", Integer, nullable=False),
+    Column("leaving_year", Boolean, nullable=False),
+    Column("school_year", String(9), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("school", "leerlingid"),
+)
+
+dossier = Table(
+    "dossier",
+    metadata,
+    Column("dossier_id", String(64), primary_key=True),
+    Column("student_id", Integer, ForeignKey("student.id"), nullable=False, index=True),
+    Column("receiving", String(4), ForeignKey("mbo_institution.brin"), nullable=False),
+    Column("crebo", String(5), nullable=False),
+    Column("mbo_level", Integer, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("state", String(20), nullable=False, index=True),
+    Column("content", JSON, nullable=False),  # parts A and B, inzage, career, result
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+registration = Table(
+    "registration",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("student_id", Integer, ForeignKey("student.id"), nullable=False),
+    Column("mbo_brin", String(4), ForeignKey("mbo_institution.brin"), nullable=False),
+    Column("dossier_id", String(64), ForeignKey("dossier.dossier_id")),
+    Column("status", String(30), nullable=False, index=True),
+    # The mbo's own message time orders statuses; arrival order does not (out-of-order delivery).
+    Column("status_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("student_id", "mbo_brin"),
+)
+
+signal = Table(
+    "signal",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("student_id", Integer, ForeignKey("student.id"), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("school_year", String(9), nullable=False),
+    Column("state", String(20), nullable=False, index=True),
+    Column("gemeente", String(6), nullable=False, index=True),
+    Column("raised_on", Date, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # At most one signal per student, kind and school year (DOMAIN.md).
+    UniqueConstraint("student_id", "kind", "school_year"),
+)
+
+audit_event = Table(
+    "audit_event",
+    metadata,
+    # seq is assigned by the chain, not by the database, because it is part of the hash.
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", String(32), nullable=False),  # ISO-8601 UTC text: hashed exactly as stored
+    Column("actor", String(200), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("object_kind", String(40), nullable=False),
+    Column("object_ref", String(200), nullable=False),
+    Column("result", String(40), nullable=False),
+    Column("origin", String(200), nullable=False),
+    Column("detail", Text, nullable=False),  # canonical JSON, no personal data
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    Index("ix_audit_event_object", "object_kind", "object_ref"),
+    Index("ix_audit_event_action_at", "action", "at"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    # One row: the last seq and hash. It serialises appenders (row lock) and lets verify notice
+    # rows cut off the end of the chain; signed checkpoints make that proof independent.
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
