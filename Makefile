@@ -16,7 +16,7 @@ $(STAMP): requirements.lock pyproject.toml
 	 elif $(BIN)/python -m pip install -q uv >/dev/null 2>&1; then UV=$(BIN)/uv; \
 	 else UV=; fi; \
 	 if [ -n "$$UV" ]; then \
-	   $$UV pip sync -q --python $(BIN)/python requirements.lock && \
+	   $$UV pip sync -q --compile-bytecode --python $(BIN)/python requirements.lock && \
 	   $$UV pip install -q --python $(BIN)/python --no-deps -e . ; \
 	 else \
 	   $(BIN)/python -m pip install -q -r requirements.lock && \

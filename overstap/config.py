@@ -43,6 +43,15 @@ class Settings:
 
 def _pseudonym_key(env: Mapping[str, str], home: Path, *, create: bool) -> bytes:
     raw = env.get("OVERSTAP_PSEUDONYM_KEY")
+    key_file = env.get("OVERSTAP_PSEUDONYM_KEY_FILE")
+    if not raw and key_file:
+        # Docker/Kubernetes secrets arrive as files; the variable names the file.
+        try:
+            raw = Path(key_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigurationError(
+                "OVERSTAP_PSEUDONYM_KEY_FILE", f"cannot read {key_file}: {exc.strerror}"
+            ) from None
     if raw:
         try:
             key = bytes.fromhex(raw)

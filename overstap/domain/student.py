@@ -82,6 +82,7 @@ class Student:
     level: Level
     school_year: SchoolYear
     leaving_year: bool  # in the exam/leaving year: the cohort the deadline signal watches
+    leerjaar: int  # year within the level (e.g. 4 for vmbo's leaving year)
 
     def __post_init__(self) -> None:
         if not self.leerlingid.strip():
@@ -97,6 +98,8 @@ class Student:
             raise InvalidRecord(
                 "a secret address must not be carried", field="adres", rule="ADDRESS-SECRET"
             )
+        if not 1 <= self.leerjaar <= 6:
+            raise InvalidRecord("leerjaar must be 1-6", field="leerjaar", rule="LEERJAAR-RANGE")
         if self.birth_date >= self.school_year.first_day:
             raise InvalidRecord(
                 "birth date is not before the school year",

@@ -1,0 +1,193 @@
+"""`overstap`: the hub's command line for administrators, schools and auditors.
+
+Commands import their machinery when they run, so `overstap --help` stays fast and a broken
+optional component cannot stop unrelated commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from overstap.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from overstap.config import Settings
+
+# Tracebacks never print local variables: a local may hold a student's record.
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help=__doc__,
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(no_args_is_help=True, help="The hub's database.")
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail.")
+certs_app = typer.Typer(no_args_is_help=True, help="Development PKI (PKIoverheid-shaped).")
+region_app = typer.Typer(
+    no_args_is_help=True, help="Synthetic regions for demo, tests, benchmarks."
+)
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+app.add_typer(certs_app, name="certs")
+app.add_typer(region_app, name="region")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the hub's tables to the newest schema."""
+    from overstap.bootstrap import HubContext
+    from overstap.store import migrate
+
+    ctx = HubContext.open(migrate=True)
+    console.print(f"database at revision [bold]{migrate.current_revision(ctx.engine)}[/]")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revision of the hub's database."""
+    from overstap.bootstrap import HubContext
+    from overstap.store import migrate
+
+    ctx = HubContext.open(require_schema=False)
+    current, head = migrate.current_revision(ctx.engine), migrate.head_revision()
+    console.print(f"current {current or '(empty)'}, newest {head}")
+    if current != head:
+        raise typer.Exit(1)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the whole chain; name the first record that does not hold."""
+    from overstap.bootstrap import HubContext
+    from overstap.store.audit_log import AuditLog
+
+    ctx = HubContext.open()
+    with ctx.engine.connect() as conn:
+        report = AuditLog(conn).verify()
+    if report.problem is not None:
+        err.print(
+            f"[bold red]audit chain BROKEN[/] at record {report.problem.seq}: "
+            f"{report.problem.reason} ({report.count} records verified before it)"
+        )
+        raise typer.Exit(1)
+    console.print(
+        f"[bold green]audit chain OK[/]: {report.count} records, head {report.head_hash[:16]}"
+    )
+
+
+@certs_app.command("init")
+def certs_init(
+    region: Annotated[
+        Path | None, typer.Option(help="Region directory: issue certificates for all its parties.")
+    ] = None,
+    valid_days: Annotated[int, typer.Option(help="Validity of issued certificates.")] = 365,
+) -> None:
+    """Build the dev CA (once) and certificates for the hub and every party of a region."""
+    from overstap.services.pki import issue_dev_pki
+
+    ctx_settings = _settings()
+    layout, issued = issue_dev_pki(ctx_settings, region, valid_days=valid_days)
+    console.print(
+        f"PKI at {layout.root}: {issued} new certificates; trust store {layout.trust_bundle_path}"
+    )
+
+
+@certs_app.command("status")
+def certs_status(
+    warn_days: Annotated[int, typer.Option(help="Warn this many days before expiry.")] = 30,
+) -> None:
+    """List certificates and say which expire soon or have expired (exit 1 if any expired)."""
+    from rich.table import Table
+
+    from overstap.pki.devca import certificate_status
+
+    settings = _settings()
+    statuses = certificate_status(settings.pki_dir, warn_days=warn_days)
+    if not statuses:
+        raise _fail(f"no certificates under {settings.pki_dir} (run `overstap certs init`)")
+    table = Table("certificate", "OIN", "purpose", "expires", "days left", "state")
+    colour = {"ok": "green", "expiring": "yellow", "expired": "red"}
+    for s in statuses:
+        table.add_row(
+            s.subject,
+            str(s.oin or ""),
+            s.purpose,
+            s.not_after.date().isoformat(),
+            str(s.days_left),
+            f"[{colour.get(s.state, 'white')}]{s.state}[/]",
+        )
+    console.print(table)
+    if any(s.state == "expired" for s in statuses):
+        raise typer.Exit(1)
+
+
+@region_app.command("generate")
+def region_generate(
+    students: Annotated[int, typer.Option(min=1, help="Number of students.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same region.")] = 1,
+    out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
+) -> None:
+    """Write a deterministic synthetic region (parties, students, SIS exports per school)."""
+    from overstap.cli.progress import progress_bar
+    from overstap.region.generate import generate_region
+
+    target = out or _settings().home / "regions" / f"synth-{seed}-{students}"
+    with progress_bar("generating students", total=students) as advance:
+        summary = generate_region(target, students=students, seed=seed, progress=advance)
+    console.print(f"region written to {target}")
+    console.print(summary)
+
+
+@region_app.command("load")
+def region_load(directory: Path) -> None:
+    """Load a region's parties and students into the hub (idempotent), with audit records."""
+    from overstap.bootstrap import HubContext
+    from overstap.cli.progress import progress_bar
+    from overstap.services.region_load import load_region_into_hub
+
+    ctx = HubContext.open(migrate=True)
+    with progress_bar("loading students") as advance:
+        result = load_region_into_hub(ctx, directory, progress=advance)
+    console.print(result)
+
+
+@app.command()
+def demo(
+    students: Annotated[int, typer.Option(min=1, help="Students in the synthetic region.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed of the region.")] = 2026,
+) -> None:
+    """Run the main job on embedded defaults: region, PKI, store, audit, summary."""
+    from overstap.services.demo import run_demo
+
+    code = run_demo(console, students=students, seed=seed)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    from overstap.config import Settings
+
+    return Settings.from_env()
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigurationError as exc:
+        err.print(f"[bold red]configuration error:[/] {exc}")
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Students and region parties in the hub's store: idempotent upserts that report what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, tuple_, update
+
+from overstap.audit.pseudonym import Pseudonymizer
+from overstap.domain.identifiers import Bsn
+from overstap.domain.parties import DoorstroompuntRegion, MboInstitution, Municipality, VoSchool
+from overstap.domain.student import Student
+from overstap.store.tables import (
+    doorstroompunt_region,
+    mbo_institution,
+    municipality,
+    student,
+    vo_school,
+)
+from overstap.store.upsert import upsert
+
+# Columns compared to decide whether a pulled student changed (updated_at excluded on purpose).
+_COMPARED = (
+    "subject_key", "bsn", "onderwijsnummer", "voornamen", "roepnaam", "voorvoegsel", "achternaam",
+    "geboortedatum", "gemeente", "adres_geheim", "straat", "huisnummer", "postcode", "plaats",
+    "phone", "email", "guardians", "level", "leerjaar", "leaving_year", "school_year",
+)  # fmt: skip
+
+
+@dataclass
+class StudentChange:
+    """One student that was created or changed; fields are column names, never values."""
+
+    subject_key: str
+    school: str
+    created: bool
+    fields: tuple[str, ...] = ()
+
+
+@dataclass
+class UpsertResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    changes: list[StudentChange] = field(default_factory=list)
+
+
+def save_parties(
+    conn: Connection,
+    regions: Iterable[DoorstroompuntRegion],
+    municipalities: Iterable[Municipality],
+    schools: Iterable[VoSchool],
+    institutions: Iterable[MboInstitution],
+) -> None:
+    upsert(
+        conn,
+        doorstroompunt_region,
+        [
+            {"code": str(r.code), "name": r.name, "contact_gemeente": str(r.contact_gemeente)}
+            for r in regions
+        ],
+        ["code"],
+    )
+    upsert(
+        conn,
+        municipality,
+        [
+            {"code": str(m.code), "name": m.name, "region": str(m.region), "oin": str(m.oin)}
+            for m in municipalities
+        ],
+        ["code"],
+    )
+    upsert(
+        conn,
+        vo_school,
+        [
+            {
+                "location": str(s.location),
+                "brin": str(s.brin),
+                "name": s.name,
+                "oin": str(s.oin),
+                "gemeente": str(s.gemeente),
+                "sis": s.sis,
+            }
+            for s in schools
+        ],
+        ["location"],
+    )
+    upsert(
+        conn,
+        mbo_institution,
+        [
+            {"brin": str(i.brin), "name": i.name, "oin": str(i.oin), "transport": i.transport}
+            for i in institutions
+        ],
+        ["brin"],
+    )
+
+
+def student_row(s: Student, pseudonyms: Pseudonymizer, now: datetime) -> dict[str, Any]:
+    addr = s.address
+    return {
+        "school": str(s.school),
+        "leerlingid": s.leerlingid,
+        "subject_key": pseudonyms.subject(s.identifier),
+        "bsn": s.identifier.value if isinstance(s.identifier, Bsn) else None,
+        "onderwijsnummer": None if isinstance(s.identifier, Bsn) else s.identifier.value,
+        "voornamen": s.name.voornamen,
+        "roepnaam": s.name.roepnaam,
+        "voorvoegsel": s.name.voorvoegsel,
+        "achternaam": s.name.achternaam,
+        "geboortedatum": s.birth_date,
+        "gemeente": str(s.gemeente),
+        "adres_geheim": s.adres_geheim,
+        "straat": addr.straat if addr else None,
+        "huisnummer": addr.huisnummer if addr else None,
+        "postcode": str(addr.postcode) if addr else None,
+        "plaats": addr.plaats if addr else None,
+        "phone": s.contact.phone,
+        "email": s.contact.email,
+        "guardians": [
+            {
+                "voornamen": g.name.voornamen,
+                "voorvoegsel": g.name.voorvoegsel,
+                "achternaam": g.name.achternaam,
+                "phone": g.contact.phone,
+                "email": g.contact.email,
+                "relation": g.relation,
+            }
+            for g in s.guardians
+        ],
+        "level": s.level.value,
+        "leerjaar": s.leerjaar,
+        "leaving_year": s.leaving_year,
+        "school_year": str(s.school_year),
+        "updated_at": now,
+    }
+
+
+def save_students(
+    conn: Connection, students: Sequence[Student], pseudonyms: Pseudonymizer, now: datetime
+) -> UpsertResult:
+    """Upsert keyed by school + leerlingid; a second run with the same data changes nothing."""
+    result = UpsertResult()
+    rows = [student_row(s, pseudonyms, now) for s in students]
+    if not rows:
+        return result
+    keys = [(r["school"], r["leerlingid"]) for r in rows]
+    existing = {
+        (e.school, e.leerlingid): e
+        for e in conn.execute(
+            select(student).where(tuple_(student.c.school, student.c.leerlingid).in_(keys))
+        ).mappings()
+    }
+    new_rows: list[dict[str, Any]] = []
+    for row in rows:
+        old = existing.get((row["school"], row["leerlingid"]))
+        if old is None:
+            new_rows.append(row)
+            result.created += 1
+            result.changes.append(StudentChange(row["subject_key"], row["school"], True))
+            continue
+        changed = tuple(c for c in _COMPARED if old[c] != row[c])
+        if not changed:
+            result.unchanged += 1
+            continue
+        conn.execute(
+            update(student)
+            .where(student.c.id == old["id"])
+            .values({c: row[c] for c in (*changed, "updated_at")})
+        )
+        result.updated += 1
+        result.changes.append(StudentChange(row["subject_key"], row["school"], False, changed))
+    if new_rows:
+        conn.execute(insert(student), new_rows)
+    return result

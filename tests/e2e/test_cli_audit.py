@@ -1,0 +1,68 @@
+"""`overstap audit verify` as an operator runs it: a real process on a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from overstap.audit.chain import AuditEvent
+from overstap.bootstrap import HubContext
+from overstap.store.audit_log import AuditLog
+
+OVERSTAP = str(Path(sys.executable).with_name("overstap"))
+
+
+def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OVERSTAP_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run(
+        [OVERSTAP, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_verify_ok_then_names_the_tampered_row(tmp_path: Path) -> None:
+    home = tmp_path / "hub"
+    up = _run(home, "db", "upgrade")
+    assert up.returncode == 0, up.stderr
+    ctx = HubContext.open({"OVERSTAP_HOME": str(home)})
+    with ctx.engine.begin() as conn:
+        AuditLog(conn).append_many(
+            AuditEvent("test", "student.created", "student", f"ps1_{i:032x}") for i in range(6)
+        )
+    ctx.close()
+
+    ok = _run(home, "audit", "verify")
+    assert ok.returncode == 0, ok.stderr
+    assert "audit chain OK" in ok.stdout
+    assert "6 records" in ok.stdout
+
+    # The tamperer: plain SQL on the SQLite file, trigger out of the way first.
+    db = sqlite3.connect(home / "overstap.db")
+    db.execute("DROP TRIGGER audit_event_no_update")
+    db.execute("UPDATE audit_event SET actor = 'someone else' WHERE seq = 4")
+    db.commit()
+    db.close()
+
+    broken = _run(home, "audit", "verify")
+    assert broken.returncode == 1
+    assert "BROKEN" in broken.stderr
+    assert "record 4" in broken.stderr
+    assert "altered" in broken.stderr
+
+
+def test_configuration_error_is_one_clear_line(tmp_path: Path) -> None:
+    env_home = tmp_path / "hub"
+    env = {**os.environ, "OVERSTAP_HOME": str(env_home), "OVERSTAP_PSEUDONYM_KEY": "nothex"}
+    out = subprocess.run(
+        [OVERSTAP, "audit", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert "OVERSTAP_PSEUDONYM_KEY" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,68 @@
+"""docker-compose.yml is for deployments (no Docker engine here): check its shape by parsing it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_compose_has_the_airflow_services_and_two_databases() -> None:
+    services = _compose()["services"]
+    for name in (
+        "hub-db",
+        "airflow-db",
+        "migrate",
+        "api-server",
+        "scheduler",
+        "dag-processor",
+        "triggerer",
+    ):
+        assert name in services, name
+    for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
+        env = services[name]["environment"]
+        # The hub's data never lives in Airflow's metadata database (ARCHITECTURE.md).
+        assert "hub-db" in env["OVERSTAP_DATABASE_URL"]
+        assert "airflow-db" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"].startswith("postgresql+psycopg")
+        assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+        assert (
+            services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        )
+
+
+def test_compose_keeps_secrets_out_of_the_file() -> None:
+    compose = _compose()
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "PRIVATE KEY" not in text
+    for service in compose["services"].values():
+        for key, value in (service.get("environment") or {}).items():
+            if re.search(r"KEY|PASSPHRASE|PASSWORD|SECRET", key) and not key.endswith("_FILE"):
+                raise AssertionError(f"{key} is set inline; use a secret file")
+            assert not re.search(r"://[^@/]+:[^@/]+@", str(value)), f"{key} holds a password"
+    assert {"pseudonym_key", "key_passphrase", "pki"} <= set(compose["secrets"])
+
+
+def test_databases_are_not_published_and_the_ui_only_on_loopback() -> None:
+    services = _compose()["services"]
+    for name in ("hub-db", "airflow-db"):
+        assert "ports" not in services[name]
+        assert services[name]["networks"] == ["internal"]
+    for mapping in services["api-server"]["ports"]:
+        assert mapping.startswith("127.0.0.1:")
+
+
+def test_the_image_is_built_from_the_lock() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "requirements.lock" in dockerfile
+    assert re.search(r"^USER (?!root)", dockerfile, re.M), "the hub must not run as root"
