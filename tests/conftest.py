@@ -114,3 +114,31 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+def _binary(name: str, *extra_dirs: str) -> str:
+    found = shutil.which(name) or next(
+        (str(Path(d) / name) for d in extra_dirs if (Path(d) / name).exists()), None
+    )
+    if found is None:
+        missing_service(f"the {name} binary")
+        raise AssertionError("unreachable")
+    return found
+
+
+@pytest.fixture(scope="session")
+def openssl_bin() -> str:
+    """The openssl binary, as an independent verifier."""
+    return _binary("openssl")
+
+
+@pytest.fixture(scope="session")
+def xmlsec1_bin() -> str:
+    """Debian's xmlsec1, as an independent signature verifier."""
+    return _binary("xmlsec1")
+
+
+@pytest.fixture(scope="session")
+def sshd_bin() -> str:
+    """OpenSSH's sshd, for real SFTP peers."""
+    return _binary("sshd", "/usr/sbin")

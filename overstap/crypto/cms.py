@@ -1,0 +1,208 @@
+"""CMS EnvelopedData for SFTP payloads: AES-256 content, RSA-OAEP (SHA-256) key transport.
+
+We build and read the structure ourselves (asn1crypto for the ASN.1, `cryptography` for the
+primitives) so the algorithms are ours to choose on output and ours to check on input: a file
+that arrives with DES, 3DES, RC2, AES-128 or RSA PKCS#1 v1.5 key transport is refused before any
+key is used (SECURITY.md: refuse weak algorithms on input; RSA-1.5 invites Bleichenbacher).
+Output is readable by `openssl cms -decrypt` (tests/integration/test_cms_openssl.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from asn1crypto import algos, cms
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from overstap.errors import InvalidRecord
+
+_OAEP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+ACCEPTED_CONTENT = frozenset({"aes256_cbc"})
+ACCEPTED_KEY_TRANSPORT = frozenset({"rsaes_oaep"})
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+class CmsError(InvalidRecord):
+    """A CMS payload we cannot or will not open; the message names the rule, not the content."""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who can open the payload: their encryption certificate and (to decrypt) private key."""
+
+    certificate: x509.Certificate
+    private_key: rsa.RSAPrivateKey | None = None
+
+
+def _issuer_and_serial(cert: x509.Certificate) -> cms.IssuerAndSerialNumber:
+    parsed = asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+    return cms.IssuerAndSerialNumber(
+        {"issuer": parsed.issuer, "serial_number": parsed.serial_number}
+    )
+
+
+def _oaep_params() -> algos.RSAESOAEPParams:
+    return algos.RSAESOAEPParams(
+        {
+            "hash_algorithm": {"algorithm": "sha256"},
+            "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
+        }
+    )
+
+
+def encrypt(data: bytes, recipients: Sequence[x509.Certificate]) -> bytes:
+    """DER ContentInfo(EnvelopedData) of `data` for every certificate in `recipients`."""
+    if not recipients:
+        raise ValueError("at least one recipient certificate is required")
+    cek = os.urandom(32)
+    iv = os.urandom(16)
+    padder = padding.PKCS7(128).padder()
+    padded = padder.update(data) + padder.finalize()
+    enc = Cipher(algorithms.AES256(cek), modes.CBC(iv)).encryptor()
+    ciphertext = enc.update(padded) + enc.finalize()
+    infos = []
+    for cert in recipients:
+        public = cert.public_key()
+        if not isinstance(public, rsa.RSAPublicKey):
+            raise ValueError("recipient certificate must carry an RSA key")
+        wrapped = public.encrypt(cek, OAEP(MGF1(hashes.SHA256()), hashes.SHA256(), None))
+        infos.append(
+            cms.RecipientInfo(
+                name="ktri",
+                value=cms.KeyTransRecipientInfo(
+                    {
+                        "version": "v0",
+                        "rid": cms.RecipientIdentifier(
+                            name="issuer_and_serial_number", value=_issuer_and_serial(cert)
+                        ),
+                        "key_encryption_algorithm": {
+                            "algorithm": "rsaes_oaep",
+                            "parameters": _oaep_params(),
+                        },
+                        "encrypted_key": wrapped,
+                    }
+                ),
+            )
+        )
+    enveloped = cms.EnvelopedData(
+        {
+            "version": "v0",
+            "recipient_infos": infos,
+            "encrypted_content_info": {
+                "content_type": "data",
+                "content_encryption_algorithm": {"algorithm": "aes256_cbc", "parameters": iv},
+                "encrypted_content": ciphertext,
+            },
+        }
+    )
+    return bytes(cms.ContentInfo({"content_type": "enveloped_data", "content": enveloped}).dump())
+
+
+def decrypt(
+    blob: bytes,
+    recipient: Recipient,
+    *,
+    source: str = "payload",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> bytes:
+    """Open a payload addressed to `recipient`, refusing anything but the accepted algorithms."""
+    if recipient.private_key is None:
+        raise ValueError("decryption needs the recipient's private key")
+    if len(blob) > max_bytes:
+        raise CmsError(
+            f"is {len(blob)} bytes, more than the limit of {max_bytes}",
+            field=source,
+            rule="CMS-SIZE",
+        )
+    try:
+        info = cms.ContentInfo.load(blob, strict=True)
+        content_type = info["content_type"].native
+    except Exception:  # asn1crypto raises ValueError/TypeError variants on broken DER
+        raise CmsError("is not DER-encoded CMS", field=source, rule="CMS-SYNTAX") from None
+    if content_type != "enveloped_data":
+        raise CmsError(
+            f"is CMS {content_type}, expected enveloped_data", field=source, rule="CMS-TYPE"
+        )
+    try:
+        env = info["content"]
+        eci = env["encrypted_content_info"]
+        content_alg = eci["content_encryption_algorithm"]["algorithm"].native
+        ours = _issuer_and_serial(recipient.certificate)
+        ktri = _find_recipient(env, ours)
+    except CmsError:
+        raise
+    except Exception:
+        raise CmsError("has a malformed EnvelopedData", field=source, rule="CMS-SYNTAX") from None
+    if content_alg not in ACCEPTED_CONTENT:
+        raise CmsError(
+            f"content encryption {content_alg} is refused (accepted: {', '.join(sorted(ACCEPTED_CONTENT))})",
+            field=source,
+            rule="CMS-WEAK-CIPHER",
+        )
+    if ktri is None:
+        raise CmsError("is not addressed to our certificate", field=source, rule="CMS-RECIPIENT")
+    kea = ktri["key_encryption_algorithm"]
+    kt_alg = kea["algorithm"].native
+    if kt_alg not in ACCEPTED_KEY_TRANSPORT:
+        raise CmsError(
+            f"key transport {kt_alg} is refused (RSA-OAEP with SHA-256 or stronger required)",
+            field=source,
+            rule="CMS-WEAK-KEY-TRANSPORT",
+        )
+    oaep = _oaep_from(kea["parameters"], source)
+    try:
+        cek = recipient.private_key.decrypt(ktri["encrypted_key"].native, oaep)
+        if len(cek) != 32:
+            raise ValueError("content key length")
+        iv = eci["content_encryption_algorithm"]["parameters"].native
+        dec = Cipher(algorithms.AES256(cek), modes.CBC(iv)).decryptor()
+        padded = dec.update(eci["encrypted_content"].native) + dec.finalize()
+        unpadder = padding.PKCS7(128).unpadder()
+        return bytes(unpadder.update(padded) + unpadder.finalize())
+    except Exception:
+        # One message for every failure past this point: no oracle for key or padding errors.
+        raise CmsError(
+            "cannot be decrypted with our key", field=source, rule="CMS-DECRYPT"
+        ) from None
+
+
+def _find_recipient(
+    env: cms.EnvelopedData, ours: cms.IssuerAndSerialNumber
+) -> cms.KeyTransRecipientInfo | None:
+    for ri in env["recipient_infos"]:
+        if ri.name != "ktri":
+            continue
+        rid = ri.chosen["rid"]
+        if rid.name == "issuer_and_serial_number" and rid.chosen.dump() == ours.dump():
+            return ri.chosen
+    return None
+
+
+def _oaep_from(params: algos.RSAESOAEPParams, source: str) -> OAEP:
+    hash_name = params["hash_algorithm"]["algorithm"].native
+    mgf = params["mask_gen_algorithm"]
+    mgf_hash = mgf["parameters"]["algorithm"].native
+    # Absent parameters mean SHA-1 (RFC 8017 defaults): refused with the rest of SHA-1.
+    if (
+        hash_name not in _OAEP_HASHES
+        or mgf["algorithm"].native != "mgf1"
+        or mgf_hash not in _OAEP_HASHES
+    ):
+        raise CmsError(
+            f"RSA-OAEP with {hash_name}/{mgf_hash} is refused (SHA-256 or stronger required)",
+            field=source,
+            rule="CMS-WEAK-KEY-TRANSPORT",
+        )
+    return OAEP(MGF1(_OAEP_HASHES[mgf_hash]()), _OAEP_HASHES[hash_name](), None)
