@@ -1,0 +1,1 @@
+"""XML messages of the hub: schemas, building and reading documents."""
