@@ -17,7 +17,8 @@ from typing import Any
 from overstap.domain.identifiers import elfproef_remainder
 
 GENESIS_HASH = "0" * 64
-_NINE_DIGITS = re.compile(r"(?<![0-9])[0-9]{9}(?![0-9])")
+# Bounded by non-alphanumerics so a run of digits inside a hex pseudonym or hash never matches.
+_NINE_DIGITS = re.compile(r"(?<![0-9A-Za-z])[0-9]{9}(?![0-9A-Za-z])")
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,10 +79,10 @@ class SchoolCalendar:
                 field="registration_deadline",
                 rule="CALENDAR-DEADLINE",
             )
-        if not self.registration_deadline < self.zomerlek_date <= self.year.next().last_day:
+        if not self.mbo_start <= self.zomerlek_date <= self.year.next().last_day:
             raise InvalidRecord(
-                f"zomerlek date {self.zomerlek_date} must fall after the deadline and within "
-                f"school year {self.year.next()}",
+                f"zomerlek date {self.zomerlek_date} must fall in school year {self.year.next()}, "
+                "when the mbo year has begun",
                 field="zomerlek_date",
                 rule="CALENDAR-ZOMERLEK",
             )

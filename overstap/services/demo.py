@@ -36,26 +36,26 @@ def _step(console: Console, title: str) -> Iterator[None]:
 
 
 def run_demo(console: Console, *, students: int, seed: int) -> int:
-    ctx = HubContext.open()
+    # The demo migrates (below, as a visible step) so it starts from an empty home.
+    ctx = HubContext.open(require_schema=False)
     settings = ctx.settings
     region_dir = settings.home / "regions" / f"demo-{seed}-{students}"
     console.rule("[bold]Overstap demo")
     console.print(f"home {settings.home}, database {ctx.engine.url.render_as_string()}")
 
-    with _step(console, f"generating a synthetic region of {students} students (seed {seed})"):
-        with progress_bar("students", total=students) as advance:
-            summary = generate_region(region_dir, students=students, seed=seed, progress=advance)
+    title = f"generating a synthetic region of {students} students (seed {seed})"
+    with _step(console, title), progress_bar("students", total=students) as advance:
+        summary = generate_region(region_dir, students=students, seed=seed, progress=advance)
     with _step(console, "development PKI (PKIoverheid-shaped CA, certificates per party)"):
         layout, issued = issue_dev_pki(settings, region_dir)
         console.print(f"  {issued} certificates issued, trust store {layout.trust_bundle_path}")
     with _step(console, "migrating the hub's database"):
         migrate.upgrade(ctx.engine)
-    with _step(console, "loading the region into the hub"):
-        with progress_bar("students", total=students) as advance:
-            loaded = load_region_into_hub(ctx, region_dir, progress=advance)
-    with _step(console, "verifying the audit chain"):
-        with ctx.engine.connect() as conn:
-            report = AuditLog(conn).verify()
+    loading = _step(console, "loading the region into the hub")
+    with loading, progress_bar("students", total=students) as advance:
+        loaded = load_region_into_hub(ctx, region_dir, progress=advance)
+    with _step(console, "verifying the audit chain"), ctx.engine.connect() as conn:
+        report = AuditLog(conn).verify()
 
     console.print(
         _summary_table(

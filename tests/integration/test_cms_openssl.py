@@ -22,6 +22,8 @@ OPENSSL = shutil.which("openssl") or "openssl"
 @pytest.fixture(autouse=True)
 def _needs_openssl(openssl_bin: str) -> None:
     """Skips locally, fails in CI, when openssl is missing (conftest.missing_service)."""
+
+
 OAEP_OPTS = [
     "-keyopt",
     "rsa_padding_mode:oaep",

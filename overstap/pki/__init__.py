@@ -1,0 +1,42 @@
+"""Development PKI shaped like PKIoverheid, and loaders for certificates and encrypted keys.
+
+`devca` builds the development CA and party certificates (never used in production, which takes
+real PKIoverheid certificates from a secrets backend); `load` reads and checks certificates and
+keys wherever they come from.
+"""
+
+from overstap.pki.devca import (
+    PURPOSES,
+    CertStatus,
+    PartySpec,
+    PkiLayout,
+    Purpose,
+    certificate_status,
+    init_dev_pki,
+    passphrase_from,
+)
+from overstap.pki.load import (
+    load_certificate,
+    load_certificates,
+    load_private_key,
+    oin_of,
+    require_valid,
+    subject_of,
+)
+
+__all__ = [
+    "PURPOSES",
+    "CertStatus",
+    "PartySpec",
+    "PkiLayout",
+    "Purpose",
+    "certificate_status",
+    "init_dev_pki",
+    "load_certificate",
+    "load_certificates",
+    "load_private_key",
+    "oin_of",
+    "passphrase_from",
+    "require_valid",
+    "subject_of",
+]
