@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from overstap.errors import ConfigurationError
+from overstap.errors import ConfigurationError, InvalidRecord
 
 if TYPE_CHECKING:
     from overstap.config import Settings
@@ -34,13 +35,16 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(certs_app, name="certs")
 app.add_typer(region_app, name="region")
+xml_app = typer.Typer(no_args_is_help=True, help="Check XML documents the way the hub does.")
+app.add_typer(xml_app, name="xml")
 
 console = Console()
 err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    # escape: our messages end in "[rule X]", which rich would otherwise take for markup.
+    err.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -163,6 +167,50 @@ def region_load(directory: Path) -> None:
     console.print(result)
 
 
+@xml_app.command("validate")
+def xml_validate(file: Path) -> None:
+    """Parse safely, pick the schema by root element, print every violation (exit 1 if any)."""
+    from overstap.xml.safe import parse_untrusted_file
+    from overstap.xml.schemas import validate
+
+    try:
+        root = parse_untrusted_file(file)
+    except InvalidRecord as exc:
+        raise _fail(str(exc)) from None
+    violations = validate(root)
+    for v in violations:
+        err.print(escape(f"{file.name}: {v}"))
+    if violations:
+        raise _fail(f"{len(violations)} violation(s)")
+    console.print(f"[bold green]{file.name}: valid[/]")
+
+
+@xml_app.command("verify")
+def xml_verify(
+    file: Path,
+    oin: Annotated[str | None, typer.Option(help="OIN the signer must have.")] = None,
+    trust: Annotated[Path | None, typer.Option(help="PEM bundle of trusted CAs.")] = None,
+) -> None:
+    """Verify the enveloped signature strictly against our trust store (exit 1 if it fails)."""
+    from overstap.crypto.trust import TrustStore
+    from overstap.domain.identifiers import Oin
+    from overstap.xml.dsig import Verifier
+    from overstap.xml.safe import parse_untrusted_file
+
+    store = TrustStore.from_pem_file(trust or _settings().pki_dir / "ca" / "trust.pem")
+    try:
+        root = parse_untrusted_file(file)
+        doc = Verifier(store).verify(
+            root, expected_oin=Oin.parse(oin) if oin else None, source=file.name
+        )
+    except InvalidRecord as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"[bold green]{file.name}: signature OK[/], signed by {doc.signer.chain[0].subject.rfc4514_string()}"
+        f" (OIN {doc.signer.oin})"
+    )
+
+
 @app.command()
 def demo(
     students: Annotated[int, typer.Option(min=1, help="Students in the synthetic region.")] = 3000,
@@ -185,7 +233,7 @@ def main() -> None:
     try:
         app()
     except ConfigurationError as exc:
-        err.print(f"[bold red]configuration error:[/] {exc}")
+        err.print(f"[bold red]configuration error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
 
 
