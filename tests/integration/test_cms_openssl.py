@@ -184,3 +184,16 @@ def test_size_limit_before_parsing(mbo: tuple[x509.Certificate, rsa.RSAPrivateKe
     with pytest.raises(CmsError) as exc:
         decrypt(b"\x00" * 2048, Recipient(*mbo), max_bytes=1024)
     assert exc.value.rule == "CMS-SIZE"
+
+
+def test_output_is_canonical_der(
+    mbo: tuple[x509.Certificate, rsa.RSAPrivateKey],
+    other: tuple[x509.Certificate, rsa.RSAPrivateKey],
+) -> None:
+    """The hand-assembled layers re-encode byte for byte through asn1crypto's DER encoder."""
+    from asn1crypto import cms as asn1_cms
+
+    for size in (0, 15, 16, 127, 128, 70_000):
+        blob = encrypt(os.urandom(size), [mbo[0], other[0]])
+        parsed = asn1_cms.ContentInfo.load(blob, strict=True)
+        assert parsed.dump(force=True) == blob
