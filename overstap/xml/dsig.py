@@ -63,11 +63,23 @@ def _q(local: str) -> str:
 
 
 class Signer:
-    """A sending party's signing key and certificate chain, loaded once and reused."""
+    """A sending party's signing key and certificate chain, loaded once and reused.
 
-    def __init__(self, key: xmlsec.Key, certificate: x509.Certificate) -> None:
+    The xmlsec key holds only the private key: every signature copies the key into a fresh
+    context, and a key that also holds certificates costs 280 µs to copy instead of 2 µs
+    (measured). KeyInfo, which SignedInfo does not cover, is appended after signing from
+    certificate text encoded once.
+    """
+
+    def __init__(
+        self, key: xmlsec.Key, certificate: x509.Certificate, chain: Sequence[x509.Certificate] = ()
+    ) -> None:
         self._key = key
         self.certificate = certificate
+        self._cert_texts = tuple(
+            base64.b64encode(c.public_bytes(Encoding.DER)).decode("ascii")
+            for c in (certificate, *chain)
+        )
 
     def __repr__(self) -> str:
         return f"Signer({self.certificate.subject.rfc4514_string()})"
@@ -87,15 +99,13 @@ class Signer:
                 xmlsec.constants.KeyDataFormatPem,
                 passphrase.decode() if passphrase else None,
             )
-            cert_pem = cert_path.read_bytes()
-            key.load_cert_from_memory(cert_pem, xmlsec.constants.KeyDataFormatCertPem)
-            for extra in chain:
-                key.load_cert_from_memory(extra.read_bytes(), xmlsec.constants.KeyDataFormatCertPem)
-        except (OSError, xmlsec.Error) as exc:
+            certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            extra = [x509.load_pem_x509_certificate(p.read_bytes()) for p in chain]
+        except (OSError, ValueError, xmlsec.Error) as exc:
             raise ConfigurationError(
                 f"signing key {key_path.name}", f"cannot load key or certificate ({exc})"
             ) from None
-        return cls(key, x509.load_pem_x509_certificate(cert_pem))
+        return cls(key, certificate, extra)
 
     def sign(self, root: Any) -> Any:
         """Append an enveloped ds:Signature as the last child of `root` (in place) and return it."""
@@ -108,11 +118,13 @@ class Signer:
         ref = xmlsec.template.add_reference(sig, xmlsec.constants.TransformSha256, uri="")
         xmlsec.template.add_transform(ref, xmlsec.constants.TransformEnveloped)
         xmlsec.template.add_transform(ref, xmlsec.constants.TransformExclC14N)
-        key_info = xmlsec.template.ensure_key_info(sig)
-        xmlsec.template.add_x509_data(key_info)
         ctx = xmlsec.SignatureContext()
         ctx.key = self._key
         ctx.sign(sig)
+        key_info = etree.SubElement(sig, _q("KeyInfo"))
+        x509_data = etree.SubElement(key_info, _q("X509Data"))
+        for text in self._cert_texts:
+            etree.SubElement(x509_data, _q("X509Certificate")).text = text
         return root
 
 
