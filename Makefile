@@ -10,6 +10,8 @@ export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 
 venv: $(STAMP)
 
+# editable_mode=compat puts the checkout on sys.path, so a new top-level package (connectors/,
+# mappings/) is importable without reinstalling; the default mode pins the packages seen at install.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@if command -v uv >/dev/null 2>&1; then UV=uv; \
@@ -17,10 +19,10 @@ $(STAMP): requirements.lock pyproject.toml
 	 else UV=; fi; \
 	 if [ -n "$$UV" ]; then \
 	   $$UV pip sync -q --compile-bytecode --python $(BIN)/python requirements.lock && \
-	   $$UV pip install -q --python $(BIN)/python --no-deps -e . ; \
+	   $$UV pip install -q --python $(BIN)/python --no-deps -C editable_mode=compat -e . ; \
 	 else \
 	   $(BIN)/python -m pip install -q -r requirements.lock && \
-	   $(BIN)/python -m pip install -q --no-deps -e . ; \
+	   $(BIN)/python -m pip install -q --no-deps --config-settings editable_mode=compat -e . ; \
 	 fi
 	@touch $@
 
