@@ -169,9 +169,16 @@ def region_load(directory: Path) -> None:
 
 @xml_app.command("validate")
 def xml_validate(file: Path) -> None:
-    """Parse safely, pick the schema by root element, print every violation (exit 1 if any)."""
+    """Parse safely, pick the schema by root element, print every violation (exit 1 if any).
+
+    A schema-valid dossier is also checked against the VO-MBO profile rules (as of today);
+    profile warnings are printed but do not fail the command.
+    """
+    from datetime import date
+
+    from overstap.xml.profile import check_profile, errors
     from overstap.xml.safe import parse_untrusted_file
-    from overstap.xml.schemas import validate
+    from overstap.xml.schemas import DOCUMENT_TYPES, validate
 
     try:
         root = parse_untrusted_file(file)
@@ -182,6 +189,16 @@ def xml_validate(file: Path) -> None:
         err.print(escape(f"{file.name}: {v}"))
     if violations:
         raise _fail(f"{len(violations)} violation(s)")
+    # The profile rules assume a schema-valid dossier, so they run only after the schema passed.
+    profile = (
+        check_profile(root, today=date.today())
+        if root.tag == DOCUMENT_TYPES["dossier"].qname
+        else []
+    )
+    for p in profile:
+        err.print(escape(f"{file.name}: {p}"))  # str() marks warnings as "(warning)"
+    if errors(profile):
+        raise _fail(f"{len(errors(profile))} profile rule violation(s)")
     console.print(f"[bold green]{file.name}: valid[/]")
 
 

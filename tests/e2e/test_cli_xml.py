@@ -36,6 +36,27 @@ def test_validate_lists_every_violation_with_line_path_and_rule(tmp_path: Path) 
     assert "11122233X" not in out.stderr  # values are redacted: it could have been a BSN
 
 
+def test_validate_reports_profile_rules_of_a_schema_valid_dossier(tmp_path: Path) -> None:
+    refused = tmp_path / "refused.xml"
+    refused.write_bytes(FIXTURE.read_bytes().replace(b"<toestemming>Ja<", b"<toestemming>Nee<"))
+    out = _run("xml", "validate", str(refused))
+    assert out.returncode == 1
+    assert "line 48 /dossier/inzage/toestemming VOMBO-TOESTEMMING" in out.stderr
+    assert "SCHEMAV" not in out.stderr  # schema-valid: only the profile speaks
+    assert "111222333" not in out.stderr
+
+    warned = tmp_path / "warned.xml"
+    warned.write_bytes(
+        FIXTURE.read_bytes().replace(
+            b"<bsn>111222333</bsn>", b"<onderwijsnummer>100000005</onderwijsnummer>"
+        )
+    )
+    out = _run("xml", "validate", str(warned))
+    assert out.returncode == 0, out.stderr
+    assert "VOMBO-ID (warning)" in out.stderr
+    assert "valid" in out.stdout
+
+
 def test_validate_refuses_a_dtd(tmp_path: Path) -> None:
     evil = tmp_path / "evil.xml"
     evil.write_text(
