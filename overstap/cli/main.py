@@ -37,6 +37,10 @@ app.add_typer(certs_app, name="certs")
 app.add_typer(region_app, name="region")
 xml_app = typer.Typer(no_args_is_help=True, help="Check XML documents the way the hub does.")
 app.add_typer(xml_app, name="xml")
+dossier_app = typer.Typer(
+    no_args_is_help=True, help="Transfer dossiers (Digitaal Doorstroomdossier)."
+)
+app.add_typer(dossier_app, name="dossier")
 
 console = Console()
 err = Console(stderr=True)
@@ -226,6 +230,57 @@ def xml_verify(
         f"[bold green]{file.name}: signature OK[/], signed by {doc.signer.chain[0].subject.rfc4514_string()}"
         f" (OIN {doc.signer.oin})"
     )
+
+
+@dossier_app.command("build")
+def dossier_build(
+    student: Annotated[str, typer.Option(help="The student's leerlingid at the vo school.")],
+    out: Annotated[Path, typer.Option(help="File to write the dossier XML to.")],
+    school: Annotated[
+        str | None, typer.Option(help="School location (BRIN + vestiging) when ambiguous.")
+    ] = None,
+    dossier: Annotated[
+        str | None, typer.Option("--dossier", help="Dossier id when the student has several.")
+    ] = None,
+    sign: Annotated[bool, typer.Option(help="Sign with the sending school's key.")] = True,
+    today: Annotated[
+        str | None, typer.Option(help="Date the profile rules check against (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Build one student's dossier from the store: schema, profile rules, then signature.
+
+    Nothing is written when any rule fails; every violation is printed with its path and rule.
+    """
+    from datetime import date
+
+    from overstap.bootstrap import HubContext
+    from overstap.domain.identifiers import BrinVestiging
+    from overstap.services.dossier_build import build, describe, school_signer, select_dossiers
+
+    try:
+        day = date.fromisoformat(today) if today else date.today()
+    except ValueError:
+        raise _fail("--today must be a date written YYYY-MM-DD") from None
+    ctx = HubContext.open()
+    try:
+        location = str(BrinVestiging.parse(school)) if school else None
+        found = select_dossiers(ctx, student, school=location, dossier_id=dossier)
+        if len(found) > 1:
+            for line in describe(found):
+                err.print(escape(line))
+            raise _fail(f"{len(found)} dossiers match: choose one with --school or --dossier")
+        chosen = found[0]
+        signer = school_signer(ctx, chosen) if sign else None
+        built = build(ctx, chosen, today=day, signer=signer)
+    except InvalidRecord as exc:
+        raise _fail(str(exc)) from None
+    for v in [*built.schema_violations, *built.profile_violations]:
+        err.print(escape(f"{chosen.dossier_id}: {v}"))
+    if built.xml is None:
+        raise _fail(f"dossier {chosen.dossier_id} not written: it violates the rules above")
+    out.write_bytes(built.xml)
+    state = "signed" if built.signed else "unsigned"
+    console.print(f"[bold green]{out}[/]: dossier {chosen.dossier_id}, valid, {state}")
 
 
 @app.command()

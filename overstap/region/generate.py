@@ -640,8 +640,11 @@ class _Generator:
             return r.choice(self.by_region[school.gemeente.region])
         return r.choice(self.municipalities)
 
-    def _guardian(self, surname: tuple[str, str]) -> dict[str, str]:
+    def _guardian(self, surname: tuple[str, str], *, legal: bool) -> dict[str, str]:
         r = self.fast
+        # The first guardian is a legal representative (ouder or voogd): a foster parent alone
+        # may not give consent for a minor (profile rule VOMBO-VERZORGERS).
+        relations = names.LEGAL_GUARDIAN_RELATIONS if legal else names.GUARDIAN_RELATIONS
         first = r.choice(names.ADULT_FIRST_NAMES)
         voorvoegsel, achternaam = surname
         return {
@@ -650,7 +653,7 @@ class _Generator:
             "roepnaam": first,
             "voorvoegsel": voorvoegsel,
             "achternaam": achternaam,
-            "relation": r.choice(names.GUARDIAN_RELATIONS),
+            "relation": r.choice(relations),
             "phone": self._phone(),
             "email": self._email(first, voorvoegsel, achternaam),
         }
@@ -702,7 +705,9 @@ class _Generator:
         guardians = []
         for g in range(n_guardians):
             same_name = r.random() < (0.8 if g == 0 else 0.4)
-            guardians.append(self._guardian(surname if same_name else r.choice(names.SURNAMES)))
+            guardians.append(
+                self._guardian(surname if same_name else r.choice(names.SURNAMES), legal=g == 0)
+            )
 
         scenario = self._scenario(level, leaving, birth, home, secret, bool(guardians))
         counts.students += 1

@@ -91,6 +91,7 @@ SURNAMES: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 
 GUARDIAN_RELATIONS: tuple[str, ...] = ("ouder", "ouder", "ouder", "ouder", "voogd", "pleegouder")
+LEGAL_GUARDIAN_RELATIONS: tuple[str, ...] = ("ouder", "ouder", "ouder", "ouder", "ouder", "voogd")
 
 # Street names are root + suffix, written together the Dutch way ("Prins Hendriklaan").
 STREET_ROOTS: tuple[str, ...] = (
@@ -191,6 +192,7 @@ check_cp1252(
     ADULT_FIRST_NAMES,
     SURNAMES,
     GUARDIAN_RELATIONS,
+    LEGAL_GUARDIAN_RELATIONS,
     STREET_ROOTS,
     STREET_SUFFIXES,
     PLACE_ROOTS,

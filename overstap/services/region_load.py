@@ -10,8 +10,10 @@ from pathlib import Path
 
 from overstap.audit.chain import AuditEvent
 from overstap.bootstrap import HubContext
+from overstap.region.dossiers import scenario_dossier
 from overstap.region.model import StudentRecord, iter_students, load_region
 from overstap.store.audit_log import AuditLog
+from overstap.store.dossiers import save_dossiers
 from overstap.store.students import save_parties, save_students
 
 ACTOR = "overstap region load"
@@ -24,6 +26,8 @@ class RegionLoadResult:
     updated: int
     unchanged: int
     audit_records: int
+    dossiers_created: int = 0
+    dossiers_updated: int = 0
 
     @property
     def students(self) -> int:
@@ -65,7 +69,7 @@ def load_region_into_hub(
             )
         )
         audited += 1
-    created = updated = unchanged = done = 0
+    created = updated = unchanged = done = dossiers_created = dossiers_updated = 0
     # One transaction per batch: a crash loses at most the batch in flight, and a re-run
     # picks up where it stopped because the upsert is idempotent.
     for chunk in _batches(iter_students(directory), batch_size):
@@ -82,11 +86,28 @@ def load_region_into_hub(
                 )
                 for change in result.changes
             )
+            # The dossier each applying student's school composes (parts A and B, inzage).
+            dossiers = [d for r in chunk if (d := scenario_dossier(r, region)) is not None]
+            saved = save_dossiers(conn, dossiers, now())
+            if saved.unknown_student:  # cannot happen: the students were saved just above
+                raise RuntimeError(f"{len(saved.unknown_student)} dossiers lost their student")
+            records += AuditLog(conn, now).append_many(
+                AuditEvent(ACTOR, kind, "dossier", dossier_id, origin=origin)
+                for kind, ids in (
+                    ("dossier.created", saved.created),
+                    ("dossier.updated", saved.updated),
+                )
+                for dossier_id in ids
+            )
         created += result.created
         updated += result.updated
         unchanged += result.unchanged
+        dossiers_created += len(saved.created)
+        dossiers_updated += len(saved.updated)
         audited += len(records)
         done += len(chunk)
         if progress:
             progress(done)
-    return RegionLoadResult(region.code, created, updated, unchanged, audited)
+    return RegionLoadResult(
+        region.code, created, updated, unchanged, audited, dossiers_created, dossiers_updated
+    )

@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, tuple_, update
 
 from overstap.audit.pseudonym import Pseudonymizer
-from overstap.domain.identifiers import Bsn
+from overstap.domain.calendar import SchoolYear
+from overstap.domain.identifiers import BrinVestiging, Bsn, Gemeentecode, Onderwijsnummer, Postcode
 from overstap.domain.parties import DoorstroompuntRegion, MboInstitution, Municipality, VoSchool
-from overstap.domain.student import Student
+from overstap.domain.student import Address, Contact, Guardian, Level, Name, Student
 from overstap.store.tables import (
     doorstroompunt_region,
     mbo_institution,
@@ -138,6 +139,44 @@ def student_row(s: Student, pseudonyms: Pseudonymizer, now: datetime) -> dict[st
         "school_year": str(s.school_year),
         "updated_at": now,
     }
+
+
+def student_from_row(row: Any) -> Student:
+    """The domain student from a `student` row (the inverse of `student_row`)."""
+    identifier: Bsn | Onderwijsnummer = (
+        Bsn(row["bsn"])
+        if row["bsn"]
+        # Stored numbers passed the pull's checks; the checksum is only a warning (DOMAIN.md).
+        else Onderwijsnummer(row["onderwijsnummer"], check_checksum=False)
+    )
+    address = (
+        None
+        if row["adres_geheim"] or row["straat"] is None
+        else Address(row["straat"], row["huisnummer"], Postcode(row["postcode"]), row["plaats"])
+    )
+    return Student(
+        leerlingid=row["leerlingid"],
+        school=BrinVestiging.parse(row["school"]),
+        identifier=identifier,
+        name=Name(row["voornamen"], row["achternaam"], row["voorvoegsel"], row["roepnaam"]),
+        birth_date=row["geboortedatum"],
+        gemeente=Gemeentecode(row["gemeente"]),
+        address=address,
+        adres_geheim=row["adres_geheim"],
+        contact=Contact(row["phone"], row["email"]),
+        guardians=tuple(
+            Guardian(
+                Name(g["voornamen"], g["achternaam"], g["voorvoegsel"]),
+                Contact(g["phone"], g["email"]),
+                g["relation"],
+            )
+            for g in row["guardians"]
+        ),
+        level=Level(row["level"]),
+        school_year=SchoolYear.parse(row["school_year"]),
+        leaving_year=row["leaving_year"],
+        leerjaar=row["leerjaar"],
+    )
 
 
 def save_students(

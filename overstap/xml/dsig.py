@@ -1,8 +1,9 @@
 """Enveloped XML signatures (XML-DSig) on our documents, and their strict verification.
 
 Signing: RSA-SHA256 over SHA-256 digests with exclusive c14n, one Reference with URI="" (the
-whole document), the signer's certificate and its issuing CA in KeyInfo/X509Data, done by
-python-xmlsec with a key loaded once (loading per signature costs 50x; see bench/).
+whole document), the signer's certificate and its issuing CA in KeyInfo/X509Data, with a key
+loaded once (loading per signature costs 50x). SignedInfo is a fixed template signed by
+`cryptography`; python-xmlsec's signing path is the reference it is tested against (ADR 5).
 
 Verification (SECURITY.md) does not trust the signature to describe itself. Before xmlsec runs:
 exactly one ds:Signature, the last child of the root; exactly one Reference, URI="" (no ids, so
@@ -17,6 +18,7 @@ this, so the values read afterwards are exactly the values that were signed.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +27,14 @@ from typing import Any
 
 import xmlsec
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from overstap.crypto.trust import TrustedParty, TrustStore, Usage
@@ -62,24 +71,63 @@ def _q(local: str) -> str:
     return _DS + local
 
 
+_RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+# SignedInfo exactly as python-xmlsec's template writes it (newline text nodes included), in its
+# exclusive-c14n form inside our documents: the only namespace it visibly uses is ds. Only the
+# digest varies. `tests/integration/test_dsig.py` proves the output byte-identical to xmlsec's.
+_SIGNED_INFO_C14N = (
+    f'<ds:SignedInfo xmlns:ds="{DSIG_NS}">\n'
+    f'<ds:CanonicalizationMethod Algorithm="{EXC_C14N}"></ds:CanonicalizationMethod>\n'
+    f'<ds:SignatureMethod Algorithm="{_RSA_SHA256}"></ds:SignatureMethod>\n'
+    '<ds:Reference URI="">\n'
+    "<ds:Transforms>\n"
+    f'<ds:Transform Algorithm="{ENVELOPED}"></ds:Transform>\n'
+    f'<ds:Transform Algorithm="{EXC_C14N}"></ds:Transform>\n'
+    "</ds:Transforms>\n"
+    f'<ds:DigestMethod Algorithm="{_SHA256}"></ds:DigestMethod>\n'
+    "<ds:DigestValue>{digest}</ds:DigestValue>\n"
+    "</ds:Reference>\n"
+    "</ds:SignedInfo>"
+)
+
+
+def _wrapped_base64(data: bytes) -> str:
+    """Base64 in lines of 64 characters, as xmlsec writes SignatureValue."""
+    text = base64.b64encode(data).decode("ascii")
+    return "\n".join(text[i : i + 64] for i in range(0, len(text), 64))
+
+
 class Signer:
     """A sending party's signing key and certificate chain, loaded once and reused.
 
-    The xmlsec key holds only the private key: every signature copies the key into a fresh
-    context, and a key that also holds certificates costs 280 µs to copy instead of 2 µs
-    (measured). KeyInfo, which SignedInfo does not cover, is appended after signing from
-    certificate text encoded once.
+    The signature has one fixed shape (ADR 4), so SignedInfo is a template with one hole, the
+    digest: the document is canonicalised by libxml2 (lxml's exclusive c14n, the same code xmlsec
+    runs), hashed, and SignedInfo is signed by `cryptography` (RSA PKCS#1 v1.5, SHA-256). That
+    costs the raw RSA operation plus about 60 µs; python-xmlsec's own signing path costs 240 µs
+    more per document (its bundled OpenSSL and node-set transforms; ADR 5). PKCS#1 v1.5 is
+    deterministic, so `sign_with_xmlsec` - the reference implementation, kept for that purpose -
+    must produce the very same bytes, and a test holds the two to it. Verification is always
+    xmlsec's (`Verifier`).
     """
 
     def __init__(
-        self, key: xmlsec.Key, certificate: x509.Certificate, chain: Sequence[x509.Certificate] = ()
+        self,
+        key: rsa.RSAPrivateKey,
+        certificate: x509.Certificate,
+        chain: Sequence[x509.Certificate] = (),
     ) -> None:
         self._key = key
         self.certificate = certificate
-        self._cert_texts = tuple(
+        self._xmlsec_key: xmlsec.Key | None = None
+        cert_texts = [
             base64.b64encode(c.public_bytes(Encoding.DER)).decode("ascii")
             for c in (certificate, *chain)
-        )
+        ]
+        self._cert_texts = tuple(cert_texts)
+        certs = "".join(f"<ds:X509Certificate>{t}</ds:X509Certificate>" for t in cert_texts)
+        # KeyInfo is not covered by SignedInfo (ADR 4): written once, appended after signing.
+        self._key_info = f"<ds:KeyInfo><ds:X509Data>{certs}</ds:X509Data></ds:KeyInfo>"
 
     def __repr__(self) -> str:
         return f"Signer({self.certificate.subject.rfc4514_string()})"
@@ -94,23 +142,46 @@ class Signer:
     ) -> Signer:
         """Key as (encrypted) PEM, certificate and issuing CAs as PEM; chain goes into KeyInfo."""
         try:
-            key = xmlsec.Key.from_memory(
-                key_path.read_bytes(),
-                xmlsec.constants.KeyDataFormatPem,
-                passphrase.decode() if passphrase else None,
-            )
+            key = load_pem_private_key(key_path.read_bytes(), passphrase or None)
             certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
             extra = [x509.load_pem_x509_certificate(p.read_bytes()) for p in chain]
-        except (OSError, ValueError, xmlsec.Error) as exc:
+        except (OSError, ValueError, TypeError) as exc:
             raise ConfigurationError(
                 f"signing key {key_path.name}", f"cannot load key or certificate ({exc})"
             ) from None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ConfigurationError(f"signing key {key_path.name}", "must be an RSA key")
         return cls(key, certificate, extra)
 
     def sign(self, root: Any) -> Any:
         """Append an enveloped ds:Signature as the last child of `root` (in place) and return it."""
         for old in root.findall(_q("Signature")):
             root.remove(old)
+        # The enveloped transform removes the Signature; appending it adds no text node, so the
+        # document before appending is exactly what the Reference covers.
+        canonical = etree.tostring(
+            root.getroottree(), method="c14n", exclusive=True, with_comments=False
+        )
+        digest = base64.b64encode(hashlib.sha256(canonical).digest()).decode("ascii")
+        signed_info = _SIGNED_INFO_C14N.replace("{digest}", digest)
+        value = self._key.sign(signed_info.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+        signature = etree.fromstring(
+            f'<ds:Signature xmlns:ds="{DSIG_NS}">\n{signed_info}\n'
+            f"<ds:SignatureValue>{_wrapped_base64(value)}</ds:SignatureValue>\n"
+            f"{self._key_info}</ds:Signature>"
+        )
+        root.append(signature)
+        return root
+
+    def sign_with_xmlsec(self, root: Any) -> Any:
+        """The same signature made by python-xmlsec: the reference `sign` is tested against."""
+        for old in root.findall(_q("Signature")):
+            root.remove(old)
+        if self._xmlsec_key is None:
+            pem = self._key.private_bytes(
+                Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+            )  # in memory only, never written
+            self._xmlsec_key = xmlsec.Key.from_memory(pem, xmlsec.constants.KeyDataFormatPem)
         sig = xmlsec.template.create(
             root, xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256, ns="ds"
         )
@@ -119,7 +190,7 @@ class Signer:
         xmlsec.template.add_transform(ref, xmlsec.constants.TransformEnveloped)
         xmlsec.template.add_transform(ref, xmlsec.constants.TransformExclC14N)
         ctx = xmlsec.SignatureContext()
-        ctx.key = self._key
+        ctx.key = self._xmlsec_key
         ctx.sign(sig)
         key_info = etree.SubElement(sig, _q("KeyInfo"))
         x509_data = etree.SubElement(key_info, _q("X509Data"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,15 +23,33 @@ def test_demo_runs_from_nothing_and_is_idempotent(tmp_path: Path) -> None:
     home = tmp_path / "home"
     first = _demo(home)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "loaded: 300 new, 0 changed, 0 unchanged; 301 audit records written" in first.stdout
-    assert "audit chain OK: 301 records" in first.stdout
+    loaded = re.search(
+        r"loaded: 300 new, 0 changed, 0 unchanged, (\d+) dossiers new, 0 changed; "
+        r"(\d+) audit records written",
+        first.stdout,
+    )
+    assert loaded, first.stdout
+    dossiers, records = int(loaded[1]), int(loaded[2])
+    assert 200 < dossiers < 300  # most students apply; some do not
+    assert records == 1 + 300 + dossiers  # the region, each student, each dossier
+    assert f"audit chain OK: {records} records" in first.stdout
+    built = re.search(
+        r"dossiers: (\d+) ready to send \(signed, encrypted\), (\d+) held back", first.stdout
+    )
+    assert built, first.stdout
+    assert int(built[1]) + int(built[2]) == dossiers
+    assert int(built[2]) > 0 and "VOMBO-" in first.stdout  # the deliberate mistakes are held
     assert (home / "pki" / "ca" / "root.crt").exists()
 
     second = _demo(home)
     assert second.returncode == 0, second.stdout + second.stderr
     assert " 0 certificates issued" in second.stdout
-    assert "loaded: 0 new, 0 changed, 300 unchanged; 1 audit records written" in second.stdout
-    assert "audit chain OK: 302 records" in second.stdout
+    assert (
+        "loaded: 0 new, 0 changed, 300 unchanged, 0 dossiers new, 0 changed; "
+        "1 audit records written" in second.stdout
+    )
+    assert f"audit chain OK: {records + 1} records" in second.stdout
+    assert built[0] in second.stdout  # the same verdicts
     # No BSN of the region reaches the demo's output.
     import json
 

@@ -1,0 +1,221 @@
+"""Many dossiers at once: map -> schema -> profile -> sign -> encrypt, on every core, streaming.
+
+RSA signing is the cost (about 1 ms per dossier per core); everything else must stay small
+beside it. So each worker process loads every key it needs once and keeps it (loading a key per
+signature is 50x slower), the schema is compiled once per process, and the input is consumed in
+bounded chunks: memory stays flat however many dossiers pass.
+
+Results come back in input order. A dossier that violates a rule comes back with its violations
+and no payload: it never leaves the hub, and the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from itertools import islice
+from multiprocessing import get_context
+from pathlib import Path
+from typing import NamedTuple
+
+from cryptography import x509
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]
+from sqlalchemy import Connection, select
+
+from mappings.dossier_xml import DossierEnvelope, dossier_to_xml
+from overstap.crypto import cms
+from overstap.domain.dossier import Dossier
+from overstap.domain.errors import InvalidRecord
+from overstap.domain.identifiers import Oin
+from overstap.pki.devca import PkiLayout
+from overstap.pki.load import load_certificate
+from overstap.store.tables import mbo_institution, vo_school
+from overstap.xml.dsig import Signer
+from overstap.xml.profile import ProfileViolation, check_profile, errors
+from overstap.xml.schemas import SchemaViolation, validate
+
+Item = tuple[Dossier, DossierEnvelope]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """What a worker needs to find keys; paths and the passphrase only, so it pickles cheaply."""
+
+    pki_dir: Path
+    passphrase: bytes
+    today: date
+    encrypt: bool = True
+    production: bool = False
+
+
+class Problem(NamedTuple):
+    """One reason a dossier was held back; messages never quote personal values."""
+
+    path: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path} {self.rule}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    dossier_id: str
+    receiving: str
+    payload: bytes | None  # signed XML, CMS-encrypted when the config says so; None if refused
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.payload is not None
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(p.rule for p in self.problems)
+
+
+class DossierProcessor:
+    """One per process: caches a Signer per school and a certificate per institution."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+        self.layout = PkiLayout(config.pki_dir)
+        self._signers: dict[str, Signer] = {}
+        self._recipients: dict[str, x509.Certificate] = {}
+
+    def signer(self, school: str) -> Signer:
+        found = self._signers.get(school)
+        if found is None:
+            slug = f"vo-{school}"
+            found = self._signers[school] = Signer.from_files(
+                self.layout.key_path(slug, "sign"),
+                self.layout.cert_path(slug, "sign"),
+                self.config.passphrase,
+                chain=[self.layout.issuing_cert_path],
+            )
+        return found
+
+    def recipient(self, brin: str) -> x509.Certificate:
+        found = self._recipients.get(brin)
+        if found is None:
+            found = self._recipients[brin] = load_certificate(
+                self.layout.cert_path(f"mbo-{brin}", "enc")
+            )
+        return found
+
+    def process(self, item: Item) -> Outcome:
+        dossier, envelope = item
+        receiving = str(dossier.receiving)
+        try:
+            root, schema, profile = checked_tree(
+                dossier, envelope, today=self.config.today, production=self.config.production
+            )
+        except InvalidRecord as exc:
+            problem = Problem(f"/dossier/{exc.field}", exc.rule, exc.reason)
+            return Outcome(dossier.dossier_id, receiving, None, (problem,))
+        refused: list[SchemaViolation | ProfileViolation] = [*schema, *errors(profile)]
+        if refused:
+            problems = tuple(Problem(v.path, v.rule, v.message) for v in refused)
+            return Outcome(dossier.dossier_id, receiving, None, problems)
+        self.signer(str(dossier.sending)).sign(root)
+        data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        if self.config.encrypt:
+            data = cms.encrypt(data, [self.recipient(receiving)])
+        return Outcome(dossier.dossier_id, receiving, data)
+
+
+def checked_tree(
+    dossier: Dossier, envelope: DossierEnvelope, *, today: date, production: bool = False
+) -> tuple[etree._Element, list[SchemaViolation], list[ProfileViolation]]:
+    """The dossier's XML tree with its schema violations and (when schema-valid) profile findings.
+
+    The profile rules assume a schema-valid document, so they run only when the schema passed.
+    `InvalidRecord` when the dossier cannot be written at all (a missing part).
+    """
+    root = dossier_to_xml(dossier, envelope)
+    schema = validate(root, "dossier")
+    profile = [] if schema else check_profile(root, today=today, production=production)
+    return root, schema, profile
+
+
+# --- worker processes -------------------------------------------------------------------------
+
+_processor: DossierProcessor | None = None
+
+
+def _init_worker(config: PipelineConfig) -> None:
+    global _processor
+    _processor = DossierProcessor(config)
+
+
+def _process_chunk(chunk: list[Item]) -> list[Outcome]:
+    assert _processor is not None, "worker not initialised"
+    return [_processor.process(item) for item in chunk]
+
+
+def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def process_dossiers(
+    items: Iterable[Item],
+    config: PipelineConfig,
+    *,
+    workers: int | None = None,
+    chunk_size: int = 32,
+) -> Iterator[Outcome]:
+    """Outcomes in input order; `workers=1` runs in this process (no pool, for small batches).
+
+    At most `2 * workers` chunks are in flight, so a generator of a million dossiers is read
+    as the workers keep up, never all at once (Executor.map would submit everything first).
+    """
+    workers = workers or min(os.cpu_count() or 1, 8)
+    if workers == 1:
+        processor = DossierProcessor(config)
+        for item in items:
+            yield processor.process(item)
+        return
+    # spawn, not fork: a forked child would inherit the parent's SQLAlchemy pool and threads.
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(config,)
+    ) as pool:
+        pending: deque[Future[list[Outcome]]] = deque()
+        for chunk in _chunks(items, chunk_size):
+            pending.append(pool.submit(_process_chunk, chunk))
+            if len(pending) >= 2 * workers:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+
+
+def registry_envelopes(conn: Connection) -> Callable[[Dossier], DossierEnvelope]:
+    """Envelope lookup from a snapshot of the registry tables (two queries, not two per dossier)."""
+    schools = {r.location: r for r in conn.execute(select(vo_school))}
+    institutions = {r.brin: r for r in conn.execute(select(mbo_institution))}
+
+    def envelope(d: Dossier) -> DossierEnvelope:
+        school = schools.get(str(d.sending))
+        institution = institutions.get(str(d.receiving))
+        if school is None or institution is None:
+            unknown = "verzendendeschool" if school is None else "ontvangendeinstelling"
+            raise InvalidRecord(
+                "is not in the registry",
+                field=unknown,
+                rule="REGISTRY-UNKNOWN",
+                record=d.dossier_id,
+            )
+        return DossierEnvelope(
+            sending_oin=Oin(school.oin),
+            receiving_oin=Oin(institution.oin),
+            sending_name=school.name,
+            receiving_name=institution.name,
+        )
+
+    return envelope
