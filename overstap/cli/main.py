@@ -6,6 +6,7 @@ optional component cannot stop unrelated commands.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -242,7 +243,7 @@ def dossier_build(
     dossier: Annotated[
         str | None, typer.Option("--dossier", help="Dossier id when the student has several.")
     ] = None,
-    sign: Annotated[bool, typer.Option(help="Sign with the sending school's key.")] = True,
+    sign: Annotated[bool, typer.Option(help="Sign with the hub's key.")] = True,
     today: Annotated[
         str | None, typer.Option(help="Date the profile rules check against (YYYY-MM-DD).")
     ] = None,
@@ -255,7 +256,9 @@ def dossier_build(
 
     from overstap.bootstrap import HubContext
     from overstap.domain.identifiers import BrinVestiging
-    from overstap.services.dossier_build import build, describe, school_signer, select_dossiers
+    from overstap.pki.devca import passphrase_from
+    from overstap.services.dossier_build import build, describe, select_dossiers
+    from overstap.services.pki import hub_signer
 
     try:
         day = date.fromisoformat(today) if today else date.today()
@@ -270,7 +273,8 @@ def dossier_build(
                 err.print(escape(line))
             raise _fail(f"{len(found)} dossiers match: choose one with --school or --dossier")
         chosen = found[0]
-        signer = school_signer(ctx, chosen) if sign else None
+        pki_dir = ctx.settings.pki_dir
+        signer = hub_signer(pki_dir, passphrase_from(pki_dir, os.environ)) if sign else None
         built = build(ctx, chosen, today=day, signer=signer)
     except InvalidRecord as exc:
         raise _fail(str(exc)) from None

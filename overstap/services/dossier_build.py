@@ -7,7 +7,6 @@ list (all of them) so a person can fix the data in one go.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,8 +16,7 @@ from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 from overstap.audit.chain import AuditEvent
 from overstap.bootstrap import HubContext
 from overstap.domain.dossier import Dossier
-from overstap.domain.errors import ConfigurationError, InvalidRecord
-from overstap.pki.devca import PkiLayout, passphrase_from
+from overstap.domain.errors import InvalidRecord
 from overstap.services.dossier_pipeline import checked_tree, registry_envelopes
 from overstap.store.audit_log import AuditLog
 from overstap.store.dossiers import find_dossiers
@@ -44,23 +42,6 @@ class BuiltDossier:
     @property
     def ok(self) -> bool:
         return self.xml is not None
-
-
-def school_signer(ctx: HubContext, d: Dossier) -> Signer:
-    """The sending school's signing key from the hub's PKI directory (loaded once per call)."""
-    layout = PkiLayout(ctx.settings.pki_dir)
-    slug = f"vo-{d.sending}"
-    key, cert = layout.key_path(slug, "sign"), layout.cert_path(slug, "sign")
-    if not key.exists() or not cert.exists():
-        raise ConfigurationError(
-            f"signing key for {slug}", f"not found in {layout.party_dir(slug)} (run certs init)"
-        )
-    return Signer.from_files(
-        key,
-        cert,
-        passphrase_from(ctx.settings.pki_dir, os.environ),
-        chain=[layout.issuing_cert_path],
-    )
 
 
 def select_dossiers(

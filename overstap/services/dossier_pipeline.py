@@ -33,6 +33,7 @@ from overstap.domain.errors import InvalidRecord
 from overstap.domain.identifiers import Oin
 from overstap.pki.devca import PkiLayout
 from overstap.pki.load import load_certificate
+from overstap.services.pki import hub_signer
 from overstap.store.tables import mbo_institution, vo_school
 from overstap.xml.dsig import Signer
 from overstap.xml.profile import ProfileViolation, check_profile, errors
@@ -80,25 +81,19 @@ class Outcome:
 
 
 class DossierProcessor:
-    """One per process: caches a Signer per school and a certificate per institution."""
+    """One per process: the hub's Signer, loaded once, and a certificate per institution."""
 
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
         self.layout = PkiLayout(config.pki_dir)
-        self._signers: dict[str, Signer] = {}
+        self._signer: Signer | None = None
         self._recipients: dict[str, x509.Certificate] = {}
 
-    def signer(self, school: str) -> Signer:
-        found = self._signers.get(school)
-        if found is None:
-            slug = f"vo-{school}"
-            found = self._signers[school] = Signer.from_files(
-                self.layout.key_path(slug, "sign"),
-                self.layout.cert_path(slug, "sign"),
-                self.config.passphrase,
-                chain=[self.layout.issuing_cert_path],
-            )
-        return found
+    @property
+    def signer(self) -> Signer:
+        if self._signer is None:
+            self._signer = hub_signer(self.config.pki_dir, self.config.passphrase)
+        return self._signer
 
     def recipient(self, brin: str) -> x509.Certificate:
         found = self._recipients.get(brin)
@@ -122,7 +117,7 @@ class DossierProcessor:
         if refused:
             problems = tuple(Problem(v.path, v.rule, v.message) for v in refused)
             return Outcome(dossier.dossier_id, receiving, None, problems)
-        self.signer(str(dossier.sending)).sign(root)
+        self.signer.sign(root)
         data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
         if self.config.encrypt:
             data = cms.encrypt(data, [self.recipient(receiving)])

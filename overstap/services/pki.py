@@ -6,9 +6,11 @@ import os
 from pathlib import Path
 
 from overstap.config import Settings
+from overstap.domain.errors import ConfigurationError
 from overstap.domain.identifiers import Oin
 from overstap.pki.devca import PartySpec, PkiLayout, init_dev_pki, passphrase_from
 from overstap.region.model import Region, load_region
+from overstap.xml.dsig import Signer
 
 # A test-range OIN (prefix 00000099) for the development hub; production configures its own.
 DEV_HUB_OIN = "00000099000000000001"
@@ -22,6 +24,18 @@ def hub_party(env: dict[str, str] | None = None) -> PartySpec:
         oin=Oin.parse(env.get("OVERSTAP_HUB_OIN", DEV_HUB_OIN)),
         kind="hub",
     )
+
+
+def hub_signer(pki_dir: Path, passphrase: bytes) -> Signer:
+    """The hub's signing key and chain: every document the hub sends is signed by the hub
+    (SECURITY.md: "a document the hub signs"; ADR 6). Load it once per process and reuse it."""
+    layout = PkiLayout(pki_dir)
+    key, cert = layout.key_path("hub", "sign"), layout.cert_path("hub", "sign")
+    if not key.exists() or not cert.exists():
+        raise ConfigurationError(
+            "hub signing key", f"not found in {layout.party_dir('hub')} (run `overstap certs init`)"
+        )
+    return Signer.from_files(key, cert, passphrase, chain=[layout.issuing_cert_path])
 
 
 def region_parties(region: Region) -> list[PartySpec]:

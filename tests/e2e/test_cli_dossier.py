@@ -54,7 +54,8 @@ def test_build_writes_a_signed_dossier_that_independent_tools_verify(
     done = _run(home, "dossier", "build", *args, "--out", str(out), "--today", END_OF_YEAR)
     assert done.returncode == 0, done.stderr
     assert "valid, signed" in done.stdout
-    assert _run(home, "xml", "verify", str(out)).returncode == 0
+    verified = _run(home, "xml", "verify", str(out), "--oin", "00000099000000000001")
+    assert verified.returncode == 0, verified.stderr  # signed by the hub (ADR 6)
     checked = subprocess.run(
         [xmlsec1_bin, "--verify", "--enabled-key-data", "x509", "--trusted-pem",
          str(home / "pki" / "ca" / "root.crt"), str(out)],

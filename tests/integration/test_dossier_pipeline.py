@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
-from dossier_samples import ENVELOPE, MBO, SCHOOL, expected_after_round_trip, golden_cases
+from dossier_samples import ENVELOPE, MBO, expected_after_round_trip, golden_cases
 from lxml import etree
 
 from mappings.dossier_xml import dossier_from_xml
@@ -20,10 +20,12 @@ from overstap.domain.identifiers import Oin
 from overstap.pki import PartySpec, PkiLayout, init_dev_pki
 from overstap.pki.load import load_certificate, load_private_key
 from overstap.services.dossier_pipeline import Outcome, PipelineConfig, process_dossiers
+from overstap.services.pki import DEV_HUB_OIN
 from overstap.xml.dsig import Verifier
 from overstap.xml.safe import parse_untrusted
 
 PASS = b"pipeline-test-passphrase"
+HUB_OIN = Oin(DEV_HUB_OIN)  # the hub signs what it sends (ADR 6)
 TODAY = date(2026, 3, 1)
 
 
@@ -32,7 +34,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
     return init_dev_pki(
         tmp_path_factory.mktemp("pki"),
         [
-            PartySpec(slug=f"vo-{SCHOOL}", name="De Horizon", oin=Oin.for_brin(SCHOOL), kind="vo"),
+            PartySpec(slug="hub", name="Overstap Hub", oin=HUB_OIN, kind="hub"),
             PartySpec(
                 slug=f"mbo-{MBO}", name="Regio College Oost", oin=Oin.for_brin(MBO), kind="mbo"
             ),
@@ -62,7 +64,7 @@ def open_payload(pki: PkiLayout, outcome: Outcome) -> Dossier:
     xml = cms.decrypt(outcome.payload, recipient, source=outcome.dossier_id)
     root = parse_untrusted(xml, source=outcome.dossier_id)
     verified = Verifier(TrustStore.from_pem_file(pki.trust_bundle_path)).verify(
-        root, expected_oin=Oin.for_brin(SCHOOL), source=outcome.dossier_id
+        root, expected_oin=HUB_OIN, source=outcome.dossier_id
     )
     root.remove(root[-1])  # the signature, checked; the reader wants the dossier
     return dossier_from_xml(verified.root)[0]
