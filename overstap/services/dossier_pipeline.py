@@ -11,6 +11,7 @@ and no payload: it never leaves the hub, and the rest of the batch goes on.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +21,7 @@ from datetime import date
 from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from cryptography import x509
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
@@ -33,6 +34,8 @@ from overstap.domain.errors import InvalidRecord
 from overstap.domain.identifiers import Oin
 from overstap.pki.devca import PkiLayout
 from overstap.pki.load import load_certificate
+from overstap.region.dossiers import scenario_dossier
+from overstap.region.model import Region, load_region, student_from_mapping
 from overstap.services.pki import hub_signer
 from overstap.store.tables import mbo_institution, vo_school
 from overstap.xml.dsig import Signer
@@ -140,46 +143,64 @@ def checked_tree(
 
 # --- worker processes -------------------------------------------------------------------------
 
+Prepare = Callable[[Any], Item | None]
+
 _processor: DossierProcessor | None = None
+_prepare: Prepare | None = None
 
 
-def _init_worker(config: PipelineConfig) -> None:
-    global _processor
+def _init_worker(config: PipelineConfig, prepare: Prepare | None) -> None:
+    global _processor, _prepare
     _processor = DossierProcessor(config)
+    _prepare = prepare
 
 
-def _process_chunk(chunk: list[Item]) -> list[Outcome]:
+def _run(processor: DossierProcessor, prepare: Prepare | None, chunk: list[Any]) -> list[Outcome]:
+    if prepare is None:
+        return [processor.process(item) for item in chunk]
+    prepared = (prepare(raw) for raw in chunk)
+    return [processor.process(item) for item in prepared if item is not None]
+
+
+def _process_chunk(chunk: list[Any]) -> list[Outcome]:
     assert _processor is not None, "worker not initialised"
-    return [_processor.process(item) for item in chunk]
+    return _run(_processor, _prepare, chunk)
 
 
-def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
 
 
 def process_dossiers(
-    items: Iterable[Item],
+    items: Iterable[Any],
     config: PipelineConfig,
     *,
+    prepare: Prepare | None = None,
     workers: int | None = None,
     chunk_size: int = 32,
 ) -> Iterator[Outcome]:
     """Outcomes in input order; `workers=1` runs in this process (no pool, for small batches).
 
+    `items` are `(dossier, envelope)` pairs, or raw inputs that `prepare` (a picklable callable,
+    run in the workers) turns into pairs or None (no dossier for this input: no outcome). Raw
+    inputs keep the parent's share of the work small: it ships bytes, the workers parse.
     At most `2 * workers` chunks are in flight, so a generator of a million dossiers is read
     as the workers keep up, never all at once (Executor.map would submit everything first).
     """
     workers = workers or min(os.cpu_count() or 1, 8)
     if workers == 1:
         processor = DossierProcessor(config)
-        for item in items:
-            yield processor.process(item)
+        for chunk in _chunks(items, chunk_size):
+            yield from _run(processor, prepare, chunk)
         return
     # spawn, not fork: a forked child would inherit the parent's SQLAlchemy pool and threads.
     with ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(config,)
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(config, prepare),
     ) as pool:
         pending: deque[Future[list[Outcome]]] = deque()
         for chunk in _chunks(items, chunk_size):
@@ -188,6 +209,43 @@ def process_dossiers(
                 yield from pending.popleft().result()
         while pending:
             yield from pending.popleft().result()
+
+
+class RegionDossiers:
+    """`prepare` for a synthetic region: one raw `students.jsonl` line -> its school's dossier.
+
+    Pickles as the directory only; each worker reads region.yaml once, on first use.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._region: Region | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"directory": self.directory}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.directory = state["directory"]
+        self._region = None
+
+    def __call__(self, line: bytes | str) -> Item | None:
+        region = self._region
+        if region is None:
+            region = self._region = load_region(self.directory)
+        record = student_from_mapping(json.loads(line), region)
+        dossier = scenario_dossier(record, region)
+        if dossier is None:
+            return None
+        school = region.vo_school(dossier.sending)
+        institution = region.mbo_institution(dossier.receiving)
+        if school is None or institution is None:  # load_region checked every reference
+            raise InvalidRecord(
+                "names a party the region does not have",
+                field="school",
+                rule="REGION-REFERENCE",
+                record=dossier.dossier_id,
+            )
+        return dossier, DossierEnvelope(school.oin, institution.oin, school.name, institution.name)
 
 
 def registry_envelopes(conn: Connection) -> Callable[[Dossier], DossierEnvelope]:

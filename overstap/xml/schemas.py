@@ -35,6 +35,7 @@ placeholders, attachment limits, ...) are listed in xsd/README.md and are checke
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -117,7 +118,12 @@ class SchemaViolation:
 
 def xsd_dir() -> Path:
     """The schema directory: $OVERSTAP_XSD_DIR, else `xsd/` at the repository root."""
-    override = os.environ.get(XSD_DIR_ENV, "").strip()
+    return _resolved_xsd_dir(os.environ.get(XSD_DIR_ENV, "").strip())
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved_xsd_dir(override: str) -> Path:
+    # Resolving costs several lstat calls; validate() asks on every document.
     if override:
         return Path(override).resolve()
     return (Path(__file__).resolve().parents[2] / "xsd").resolve()
@@ -261,7 +267,8 @@ def validate(
     with compiled.lock:
         try:
             valid = bool(compiled.schema(element))
-            entries = list(compiled.schema.error_log)
+            # Reading the error log allocates; a valid document (the usual case) skips it.
+            entries = [] if valid else list(compiled.schema.error_log)
         except etree.XMLSchemaValidateError as exc:  # libxml2 internal error
             return [
                 SchemaViolation(

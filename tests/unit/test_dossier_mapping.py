@@ -160,6 +160,23 @@ def test_control_character_is_refused_without_quoting() -> None:
     assert "geheim" not in str(info.value)
 
 
+@pytest.mark.parametrize("bad", ["\x00", "\x1b[31m", "\ufffe"])
+def test_characters_xml_cannot_carry_name_the_field(bad: str) -> None:
+    base = dossier()
+    bad_advice = replace(base.mentor_part, advice=f"Goed{bad}")  # type: ignore[type-var]
+    with pytest.raises(InvalidRecord) as info:
+        dossier_to_xml(replace(base, mentor_part=bad_advice), ENVELOPE)
+    assert (info.value.field, info.value.rule) == ("advies", "XML-CHARACTERS")
+
+
+def test_markup_in_values_is_escaped_not_interpreted() -> None:
+    base = dossier()
+    tricky = replace(base.mentor_part, advice='<b>goed</b> & "ok" ]]> &amp;')  # type: ignore[type-var]
+    root = dossier_to_xml(replace(base, mentor_part=tricky), ENVELOPE)
+    assert texts(root, "advies") == ['<b>goed</b> & "ok" ]]> &amp;']
+    assert validate(root) == []
+
+
 def test_unauthorised_hours_above_total_is_refused() -> None:
     base = dossier()
     attendance = replace(base.mentor_part.attendance, absent_hours=1, unauthorised_absent_hours=3)  # type: ignore[union-attr]
@@ -234,7 +251,8 @@ def test_unknown_code_on_input_names_the_field() -> None:
 # --- any text survives the trip ---------------------------------------------------------------
 
 XML_TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("\t\n"),
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff")
+    | st.sampled_from("\t\n"),
     min_size=1,
     max_size=60,
 ).filter(lambda s: s.strip() and s == s.strip())
