@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -174,4 +175,53 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+
+# --- SIS pulls (migration 0002) ----------------------------------------------------------------
+
+sis_source = Table(
+    "sis_source",
+    metadata,
+    # How a school's SIS is reached, and how far the last successful pull got.
+    Column("school", String(6), ForeignKey("vo_school.location"), primary_key=True),
+    Column("connector", String(20), nullable=False),  # file, sftp, rest, soap
+    Column("mapping", String(60), nullable=False),  # a mapping in mappings/sis/
+    Column("settings", JSON, nullable=False),  # connector settings; secrets by reference only
+    Column("watermark", String(200)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+sis_pull = Table(
+    "sis_pull",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("school", String(6), ForeignKey("vo_school.location"), nullable=False, index=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False),  # running, ok, failed
+    Column("watermark_before", String(200)),
+    Column("watermark_after", String(200)),
+    Column("documents", Integer, nullable=False, default=0),
+    Column("records_in", Integer, nullable=False, default=0),
+    Column("created", Integer, nullable=False, default=0),
+    Column("updated", Integer, nullable=False, default=0),
+    Column("unchanged", Integer, nullable=False, default=0),
+    Column("quarantined", Integer, nullable=False, default=0),
+    Column("error", Text),  # why a pull failed (no personal data)
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    # A record the hub refused, kept with its exact bytes until someone fixes the source.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pull_id", Integer, ForeignKey("sis_pull.id"), nullable=False, index=True),
+    Column("school", String(6), nullable=False, index=True),
+    Column("ref", String(200), nullable=False),  # file and line, page and record
+    Column("raw", LargeBinary, nullable=False),
+    Column("field", String(120), nullable=False),
+    Column("rule", String(60), nullable=False, index=True),
+    Column("message", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
