@@ -1,0 +1,436 @@
+"""The contract every `SisConnector` passes, run against real peers over loopback.
+
+Each test gets `sis`: a `(connector, school, peer)` triple for one connector kind. The connector
+is the real adapter, the school carries the settings that point it at the peer, and the peer is
+a `Peer`: the test's remote control for the other side (the reference SIS servers of
+`connectors/reference/`, started once per module in a thread of this process).
+
+Adding a connector kind (e.g. the file/SFTP connector, `connectors/sis_file.py`) is one fixture
+named `<kind>_sis` that returns such a triple, plus the kind's name in `KINDS`. Its `Peer` says
+how to read the student numbers out of one of its documents, how to make a student look changed,
+how to inject one transient failure and a slow answer, and how to spoil the credentials. A kind
+without paging sets `page_size` to None, and the paging test then only checks completeness.
+
+Tests of one kind's own protocol (OAuth2 token refresh, the WSDL, SOAP Client faults) follow the
+contract, at the end of the module. The whole module runs in a few seconds: one region of 300
+students, short timeouts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+import requests
+import zeep
+
+from connectors.reference import INITIAL_GEWIJZIGD, parse_moment
+from connectors.reference.sis_rest import RestSisServer
+from connectors.reference.sis_soap import SoapSisServer
+from connectors.sis_rest import RestSisConnector
+from connectors.sis_soap import SoapSisConnector
+from overstap.errors import ConfigurationError, RetryableDeliveryError
+from overstap.ports import ExportDocument, SisConnector, SisSchool
+from overstap.region import generate_region
+from overstap.xml.safe import parse_untrusted
+
+KINDS = ["rest", "soap"]
+PAGE_SIZE = 40
+TIMEOUT = 0.5  # seconds; the slow-server test waits this long, every other call takes ms
+SIS_NS = "{urn:overstap:sis-export:1}"
+
+
+class Peer(Protocol):
+    """The test's remote control for the system behind a connector."""
+
+    page_size: int | None  # what the school's settings ask per page; None: the kind has no pages
+    secrets: tuple[str, ...]  # values that must never show in a repr, message or log line
+
+    def ids(self, document: ExportDocument) -> list[str]:
+        """The leerlingnummers in one document, in document order."""
+        ...
+
+    def touch(self, leerlingids: Iterable[str], at: datetime) -> None:
+        """Make these students of the school look changed at `at`."""
+        ...
+
+    def fail_next(self) -> None:
+        """The next request fails in the protocol's transient way (503, Server fault, ...)."""
+        ...
+
+    def slow_down(self, seconds: float) -> None:
+        """Every following answer takes `seconds` longer (0: back to normal)."""
+        ...
+
+    def wrong_credentials(self, school: SisSchool) -> SisSchool:
+        """The same school with credentials the peer refuses."""
+        ...
+
+
+Sis = tuple[SisConnector, SisSchool, Peer]
+
+
+@dataclass(frozen=True)
+class Region:
+    path: Path
+    by_location: dict[str, set[str]]
+    bsns: frozenset[str]
+
+    @property
+    def location(self) -> str:
+        """The school location the suite pulls: the one with the most students."""
+        return max(sorted(self.by_location), key=lambda loc: len(self.by_location[loc]))
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory: pytest.TempPathFactory) -> Region:
+    path = tmp_path_factory.mktemp("region")
+    generate_region(path, students=300, seed=4)
+    by_location: dict[str, set[str]] = {}
+    bsns: set[str] = set()
+    for line in (path / "students.jsonl").read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        by_location.setdefault(rec["school"], set()).add(rec["leerlingid"])
+        if rec["bsn"]:
+            bsns.add(rec["bsn"])
+    return Region(path, by_location, frozenset(bsns))
+
+
+@pytest.fixture(params=KINDS)
+def sis(request: pytest.FixtureRequest) -> Sis:
+    triple: Sis = request.getfixturevalue(f"{request.param}_sis")
+    return triple
+
+
+# --- REST ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rest_server(region: Region) -> Iterator[RestSisServer]:
+    with RestSisServer(region.path) as server:
+        yield server
+
+
+@dataclass
+class RestPeer:
+    server: RestSisServer
+    location: str
+    page_size: int | None = PAGE_SIZE
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.server.client_secret,)
+
+    def ids(self, document: ExportDocument) -> list[str]:
+        page = json.loads(document.open().read())
+        return [record["leerlingnummer"] for record in page["leerlingen"]]
+
+    def touch(self, leerlingids: Iterable[str], at: datetime) -> None:
+        self.server.touch(self.location, leerlingids, at)
+
+    def fail_next(self) -> None:
+        self.server.fail_next(1, status=503)
+
+    def slow_down(self, seconds: float) -> None:
+        self.server.delay = seconds
+
+    def wrong_credentials(self, school: SisSchool) -> SisSchool:
+        return _with(school, client_secret="not-" + self.server.client_secret)
+
+
+@pytest.fixture
+def rest_sis(rest_server: RestSisServer, region: Region) -> Sis:
+    rest_server.reset()
+    school = SisSchool(
+        location=region.location,
+        mapping="rest-json",
+        connector="rest",
+        settings={
+            "base_url": rest_server.url,
+            "client_id": rest_server.client_id,
+            "client_secret": rest_server.client_secret,
+            "page_size": str(PAGE_SIZE),
+            "timeout": str(TIMEOUT),
+        },
+    )
+    return RestSisConnector(), school, RestPeer(rest_server, region.location)
+
+
+# --- SOAP ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def soap_server(region: Region) -> Iterator[SoapSisServer]:
+    with SoapSisServer(region.path) as server:
+        yield server
+
+
+@dataclass
+class SoapPeer:
+    server: SoapSisServer
+    location: str
+    page_size: int | None = PAGE_SIZE
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.server.password,)
+
+    def ids(self, document: ExportDocument) -> list[str]:
+        root = parse_untrusted(document.open().read(), source=document.name)
+        assert root.tag == SIS_NS + "leerlingen"
+        return [str(e.text) for e in root.iterfind(f"{SIS_NS}leerling/{SIS_NS}leerlingnummer")]
+
+    def touch(self, leerlingids: Iterable[str], at: datetime) -> None:
+        self.server.touch(self.location, leerlingids, at)
+
+    def fail_next(self) -> None:
+        self.server.fail_next(1)
+
+    def slow_down(self, seconds: float) -> None:
+        self.server.delay = seconds
+
+    def wrong_credentials(self, school: SisSchool) -> SisSchool:
+        return _with(school, password="not-" + self.server.password)
+
+
+@pytest.fixture
+def soap_sis(soap_server: SoapSisServer, region: Region) -> Sis:
+    soap_server.reset()
+    school = SisSchool(
+        location=region.location,
+        mapping="xml-export",
+        connector="soap",
+        settings={
+            "endpoint": soap_server.url,
+            "username": soap_server.username,
+            "password": soap_server.password,
+            "page_size": str(PAGE_SIZE),
+            "timeout": str(TIMEOUT),
+        },
+    )
+    return SoapSisConnector(), school, SoapPeer(soap_server, region.location)
+
+
+def _with(school: SisSchool, **settings: str) -> SisSchool:
+    return replace(school, settings={**school.settings, **settings})
+
+
+# --- the contract -------------------------------------------------------------------------------
+
+
+def test_every_student_exactly_once_in_pages_within_the_limit(
+    sis: Sis, region: Region, caplog: pytest.LogCaptureFixture
+) -> None:
+    connector, school, peer = sis
+    caplog.set_level(logging.DEBUG, logger="connectors")
+
+    documents = list(connector.fetch(school, None))
+
+    pages = [peer.ids(d) for d in documents]
+    seen = [leerlingid for page in pages for leerlingid in page]
+    assert len(seen) == len(set(seen)), "a student was delivered twice"
+    assert set(seen) == region.by_location[school.location]
+    names = [d.name for d in documents]
+    assert len(set(names)) == len(names)
+    if peer.page_size is not None:
+        expected_pages = -(-len(seen) // peer.page_size)
+        assert [len(p) for p in pages] == [peer.page_size] * (expected_pages - 1) + [
+            len(seen) - peer.page_size * (expected_pages - 1)
+        ]
+        assert names == [f"page {n}" for n in range(1, expected_pages + 1)]
+        # Every page reports the same server clock: the watermark of the whole pull.
+        assert len({d.changed_until for d in documents}) == 1
+    # A document opens as often as needed, with the same bytes each time.
+    assert documents[0].open().read() == documents[0].open().read()
+    logged = caplog.text
+    assert not any(s in logged for s in peer.secrets)
+    assert not any(bsn in logged for bsn in region.bsns)
+
+
+def test_since_returns_only_the_students_changed_since(sis: Sis, region: Region) -> None:
+    connector, school, peer = sis
+    everyone = sorted(region.by_location[school.location])
+    changed = everyone[::97]  # a few students spread over the pages
+    moment = parse_moment(INITIAL_GEWIJZIGD) + timedelta(days=30)
+    peer.touch(changed, moment)
+
+    documents = list(connector.fetch(school, (moment - timedelta(seconds=1)).isoformat()))
+
+    assert sorted(i for d in documents for i in peer.ids(d)) == changed
+    later = list(connector.fetch(school, (moment + timedelta(seconds=1)).isoformat()))
+    assert [i for d in later for i in peer.ids(d)] == []
+
+
+def test_watermark_of_a_pull_is_the_servers_clock(sis: Sis) -> None:
+    connector, school, _ = sis
+    before = datetime.now(UTC).replace(microsecond=0)
+    documents = list(connector.fetch(school, None))
+    until = documents[-1].changed_until
+    assert until is not None
+    assert before <= parse_moment(until) <= datetime.now(UTC)
+
+
+def test_transient_failure_is_retryable(sis: Sis) -> None:
+    connector, school, peer = sis
+    peer.fail_next()
+    with pytest.raises(RetryableDeliveryError) as caught:
+        list(connector.fetch(school, None))
+    _assert_no_secrets(caught.value, peer, connector)
+    # Nothing sticks: the next pull goes through.
+    assert list(connector.fetch(school, None))
+
+
+def test_wrong_credentials_are_a_configuration_error(sis: Sis) -> None:
+    connector, school, peer = sis
+    with pytest.raises(ConfigurationError) as caught:
+        list(connector.fetch(peer.wrong_credentials(school), None))
+    # The refused secret is "not-" + the real one, so this also covers echoing what was sent.
+    _assert_no_secrets(caught.value, peer, connector)
+
+
+def test_slow_peer_beyond_the_timeout_is_retryable(sis: Sis) -> None:
+    connector, school, peer = sis
+    peer.slow_down(TIMEOUT * 3)
+    with pytest.raises(RetryableDeliveryError) as caught:
+        list(connector.fetch(school, None))
+    _assert_no_secrets(caught.value, peer, connector)
+
+
+def test_secrets_are_not_in_the_repr(sis: Sis) -> None:
+    connector, school, peer = sis
+    documents = list(connector.fetch(school, None))
+    shown = repr(connector) + "".join(repr(d) for d in documents)
+    assert not any(s in shown for s in peer.secrets)
+
+
+def _assert_no_secrets(error: BaseException, peer: Peer, connector: object) -> None:
+    texts = [str(error), repr(error), repr(connector)]
+    cause = error.__cause__ or error.__context__
+    if cause is not None and not error.__suppress_context__:
+        texts.append(str(cause))
+    assert not any(secret in text for secret in peer.secrets for text in texts)
+
+
+# --- REST only: OAuth2 and HTTP statuses --------------------------------------------------------
+
+
+def test_rest_refreshes_an_expired_token_once(rest_sis: Sis, rest_server: RestSisServer) -> None:
+    connector, school, _ = rest_sis
+    pages = connector.fetch(school, None)
+    first = next(pages)
+    rest_server.expire_tokens()  # mid-pull, as when a token runs out between two pages
+    rest = list(pages)
+    assert first.name == "page 1" and rest
+    assert rest_server.tokens_issued == 2
+
+
+def test_rest_token_refused_after_refresh_is_a_configuration_error(region: Region) -> None:
+    with RestSisServer(region.path, token_lifetime=0) as server:
+        school = SisSchool(
+            region.location,
+            "rest-json",
+            "rest",
+            {
+                "base_url": server.url,
+                "client_id": server.client_id,
+                "client_secret": server.client_secret,
+                "timeout": str(TIMEOUT),
+            },
+        )
+        with pytest.raises(ConfigurationError, match="HTTP 401"):
+            list(RestSisConnector().fetch(school, None))
+        assert server.tokens_issued == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (429, RetryableDeliveryError),
+        (502, RetryableDeliveryError),
+        (403, ConfigurationError),
+        (404, ConfigurationError),
+    ],
+)
+def test_rest_status_codes(
+    rest_sis: Sis, rest_server: RestSisServer, status: int, error: type[Exception]
+) -> None:
+    connector, school, _ = rest_sis
+    rest_server.fail_next(1, status=status)
+    with pytest.raises(error) as caught:
+        list(connector.fetch(school, "2026-01-01T00:00:00Z"))
+    message = str(caught.value)
+    assert f"/api/v1/scholen/{school.location}/leerlingen" in message
+    assert "?" not in message and "gewijzigd_sinds" not in message
+
+
+def test_rest_server_speaks_bearer(rest_server: RestSisServer, region: Region) -> None:
+    url = f"{rest_server.url}/api/v1/scholen/{region.location}/leerlingen"
+    answer = requests.get(url, timeout=5)
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    token = requests.post(
+        f"{rest_server.url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(rest_server.client_id, rest_server.client_secret),
+        timeout=5,
+    ).json()
+    assert token["token_type"] == "Bearer" and token["expires_in"] == 300
+    page = requests.get(
+        url,
+        params={"limit": "5000"},
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+        timeout=5,
+    ).json()
+    # limit is capped at 1000: this school is smaller, so one page holds it all.
+    assert page["volgende"] is None
+    assert len(page["leerlingen"]) == len(region.by_location[region.location])
+
+
+# --- SOAP only: the WSDL and Client faults ------------------------------------------------------
+
+
+def test_soap_server_serves_a_wsdl_zeep_can_use(soap_server: SoapSisServer, region: Region) -> None:
+    session = requests.Session()
+    session.auth = (soap_server.username, soap_server.password)
+    client = zeep.Client(
+        f"{soap_server.url}?wsdl", transport=zeep.Transport(session=session, timeout=5)
+    )
+    answer: Any = client.service.GeefLeerlingen(vestiging=region.location, maximum=3)
+    assert len(answer.leerlingen.leerling) == 3
+    assert answer.vervolg and answer.tot
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not xml",
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "e">]><x>&e;</x>',
+        b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+        b'<leerlingenVraag xmlns="urn:overstap:sis-export:1"><vestiging>x</vestiging>'
+        b"</leerlingenVraag></s:Body></s:Envelope>",
+    ],
+    ids=["not-xml", "doctype", "invalid-vestiging"],
+)
+def test_soap_bad_request_is_a_client_fault(soap_server: SoapSisServer, body: bytes) -> None:
+    answer = requests.post(
+        soap_server.url,
+        data=body,
+        auth=(soap_server.username, soap_server.password),
+        headers={"Content-Type": "text/xml"},
+        timeout=5,
+    )
+    assert answer.status_code == 500
+    fault = parse_untrusted(answer.content)
+    assert fault.findtext(".//faultcode") == "soap:Client"
+
+
+def test_soap_unknown_location_is_a_configuration_error(soap_sis: Sis) -> None:
+    connector, school, _ = soap_sis
+    with pytest.raises(ConfigurationError, match="Client fault"):
+        list(connector.fetch(replace(school, location="99ZZ00"), None))
