@@ -42,6 +42,8 @@ dossier_app = typer.Typer(
     no_args_is_help=True, help="Transfer dossiers (Digitaal Doorstroomdossier)."
 )
 app.add_typer(dossier_app, name="dossier")
+sis_app = typer.Typer(no_args_is_help=True, help="Student-administration (SIS) exports.")
+app.add_typer(sis_app, name="sis")
 
 console = Console()
 err = Console(stderr=True)
@@ -285,6 +287,35 @@ def dossier_build(
     out.write_bytes(built.xml)
     state = "signed" if built.signed else "unsigned"
     console.print(f"[bold green]{out}[/]: dossier {chosen.dossier_id}, valid, {state}")
+
+
+@sis_app.command("check")
+def sis_check(
+    file: Path,
+    mapping: Annotated[
+        str, typer.Option(help="Mapping name (see mappings/sis/) or a mapping .yaml file.")
+    ],
+) -> None:
+    """Check a SIS export against a mapping: what would import, what not and why (exit 1 if any
+    record would be refused, 2 for an unknown or broken mapping). Prints counts and line
+    numbers, never a student's data."""
+    from mappings.sis_mapping import check_export, load_mapping, load_mapping_file, render_check
+
+    try:
+        chosen = (
+            load_mapping_file(Path(mapping)) if mapping.endswith(".yaml") else load_mapping(mapping)
+        )
+    except ConfigurationError as exc:
+        raise _fail(str(exc), code=2) from None
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise _fail(f"{file}: cannot be read ({exc.strerror})") from None
+    report = check_export(chosen, data, file.name)
+    for line in render_check(report):
+        console.print(escape(line), highlight=False, soft_wrap=True)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command()
