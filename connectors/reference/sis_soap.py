@@ -23,6 +23,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from http import HTTPStatus
 from pathlib import Path
 from wsgiref.types import StartResponse, WSGIEnvironment
 
@@ -81,7 +82,11 @@ class SoapSisServer(ReferenceServer):
     def app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "")
-        if method == "GET" and path == SERVICE_PATH and environ.get("QUERY_STRING") == "wsdl":
+        if (
+            method == "GET"
+            and path == SERVICE_PATH
+            and environ.get("QUERY_STRING", "").lower() == "wsdl"
+        ):
             return _send(start_response, 200, self._wsdl(), "text/xml")
         if method == "GET" and path == "/sis-export.xsd":
             return _send(
@@ -92,15 +97,8 @@ class SoapSisServer(ReferenceServer):
         if method != "POST":
             return _send(start_response, 405, b"method not allowed", "text/plain")
         if not self._client_ok(environ.get("HTTP_AUTHORIZATION", "")):
-            start_response(
-                "401 Unauthorized",
-                [
-                    ("Content-Type", "text/plain"),
-                    ("WWW-Authenticate", 'Basic realm="sis"'),
-                    ("Content-Length", "12"),
-                ],
-            )
-            return [b"unauthorized"]
+            challenge = [("WWW-Authenticate", 'Basic realm="sis"')]
+            return _send(start_response, 401, b"unauthorized", "text/plain", challenge)
         self._pause()
         injected = self._take_failure()
         if injected is not None:
@@ -189,12 +187,15 @@ def _fault(start_response: StartResponse, code: str, message: str) -> list[bytes
 
 
 def _send(
-    start_response: StartResponse, status: int, data: bytes, content_type: str
+    start_response: StartResponse,
+    status: int,
+    data: bytes,
+    content_type: str,
+    headers: Iterable[tuple[str, str]] = (),
 ) -> list[bytes]:
-    reasons = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
     start_response(
-        f"{status} {reasons[status]}",
-        [("Content-Type", content_type), ("Content-Length", str(len(data)))],
+        f"{status} {HTTPStatus(status).phrase}",
+        [("Content-Type", content_type), ("Content-Length", str(len(data))), *headers],
     )
     return [data]
 
