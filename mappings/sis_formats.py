@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -36,8 +37,9 @@ from overstap.xml.safe import parse_untrusted
 
 UTF8_BOM = b"\xef\xbb\xbf"
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "utf-8-sig", "utf_8", "utf_8_sig"})
-# Lone surrogates U+DC80..U+DCFF are what surrogateescape makes of undecodable bytes.
-_UNDECODABLE = re.compile("[\udc80-\udcff]")
+# Lone surrogates: U+DC80..U+DCFF is what surrogateescape makes of undecodable bytes; the rest
+# can only come from a JSON \ud800-style escape, and no text store accepts them either.
+_UNDECODABLE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +111,8 @@ def _csv_records(data: bytes, name: str, spec: CsvFormat) -> Iterator[RawRecord]
     if codec == "utf-8" and data.startswith(UTF8_BOM):
         body = data[len(UTF8_BOM) :]
     text = body.decode(codec, "surrogateescape")
-    # The csv module pulls physical lines from this generator; `pending` collects them so that
-    # after each record it holds exactly that record's lines (a quoted field may span several).
+    # Physical lines come from this generator; `pending` collects them so that after each record
+    # it holds exactly that record's lines (a quoted field may span several).
     pending: list[str] = []
 
     def lines() -> Iterator[str]:
@@ -119,7 +121,9 @@ def _csv_records(data: bytes, name: str, spec: CsvFormat) -> Iterator[RawRecord]
             pending.append(line)
             yield line
 
-    reader = csv.reader(lines(), delimiter=spec.delimiter)
+    source = lines()
+    delimiter = spec.delimiter
+    reader = csv.reader(source, delimiter=delimiter)
     header: list[str] = []
     try:
         while not header:  # blank lines before the header are no header
@@ -141,23 +145,30 @@ def _csv_records(data: bytes, name: str, spec: CsvFormat) -> Iterator[RawRecord]
         return
     width = len(header)
     pending.clear()
-    start = reader.line_num + 1
-    while True:
+    line_count = reader.line_num
+    for first in source:
+        start = line_count + 1
         problem: InvalidRecord | None = None
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            # The csv module's messages describe syntax only ("field larger than field limit").
-            problem = InvalidRecord(f"is not valid CSV ({exc})", field="record", rule="CSV")
-            row = []
+        if '"' not in first:
+            # Without a quote a line is one record and split() reads it as csv does; the csv
+            # module costs more than half the parse time, so it only sees quoted records.
+            line_count += 1
+            content = first.rstrip("\r\n")
+            row = content.split(delimiter) if content else []
+        else:
+            record_reader = csv.reader(itertools.chain((first,), source), delimiter=delimiter)
+            try:
+                row = next(record_reader)
+            except csv.Error as exc:
+                # The csv module's messages describe syntax only ("unexpected end of data").
+                problem = InvalidRecord(f"is not valid CSV ({exc})", field="record", rule="CSV")
+                row = []
+            line_count += record_reader.line_num
         record_text = "".join(pending)
         pending.clear()
-        line, start = start, reader.line_num + 1
         if not row and problem is None:
             continue  # a blank line holds no record
-        ref = f"{name} line {line}"
+        ref = f"{name} line {start}"
         raw = record_text.encode(codec, "surrogateescape")
         fields: dict[str, str] = {}
         if problem is None and _UNDECODABLE.search(record_text):
@@ -197,6 +208,9 @@ def _json_records(data: bytes, name: str, spec: JsonFormat) -> Iterator[RawRecor
         why = f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         yield _whole_document(data, name, why, "JSON-SYNTAX")
         return
+    except RecursionError:
+        yield _whole_document(data, name, "nests too deeply to be read", "JSON-SYNTAX")
+        return
     items = document.get(spec.records) if isinstance(document, dict) else document
     if not isinstance(items, list):
         why = f"holds no list of records (expected a list or an object with {spec.records!r})"
@@ -204,38 +218,59 @@ def _json_records(data: bytes, name: str, spec: JsonFormat) -> Iterator[RawRecor
         return
     for number, item in enumerate(items, start=1):
         ref = f"{name} record {number}"
-        text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
-        raw = text.encode("utf-8", "surrogateescape")
-        problem: InvalidRecord | None = None
         fields: dict[str, str] = {}
-        if not isinstance(item, dict):
-            problem = InvalidRecord("is not a JSON object", field="record", rule="JSON-SHAPE")
-        else:
-            _flatten_json(item, "", fields)
-            bad = next((k for k, v in fields.items() if _UNDECODABLE.search(v)), None)
-            if bad is not None:
-                problem = InvalidRecord(
-                    "holds bytes that are not UTF-8", field=bad, rule="ENCODING"
-                )
-        if problem is not None:
-            yield RawRecord(ref, raw, {}, problem.for_record(ref))
-        else:
-            yield RawRecord(ref, raw, fields)
+        try:
+            raw = _compact(item)
+            if not isinstance(item, dict):
+                raise InvalidRecord("is not a JSON object", field="record", rule="JSON-SHAPE")
+            _flatten_json(item, "", fields, 0)
+        except RecursionError:
+            # Too deep even to re-serialise: keep the whole page, so nothing is lost.
+            why = "nests too deeply to be read"
+            problem = InvalidRecord(why, field="record", rule="JSON-SHAPE", record=ref)
+            yield RawRecord(ref, data, {}, problem)
+            continue
+        except InvalidRecord as exc:
+            yield RawRecord(ref, raw, {}, exc.for_record(ref))
+            continue
+        yield RawRecord(ref, raw, fields)
 
 
-def _flatten_json(value: Any, path: str, out: dict[str, str]) -> None:
+def _compact(item: Any) -> bytes:
+    text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        # A \ud800-style escape in the JSON text: a lone surrogate no byte sequence stands for.
+        return text.encode("utf-8", "surrogatepass")
+
+
+_MAX_JSON_DEPTH = 16  # the reference shape nests 3 deep; deeper is not a student record
+
+
+def _flatten_json(value: Any, path: str, out: dict[str, str], depth: int) -> None:
+    if depth > _MAX_JSON_DEPTH:
+        raise InvalidRecord(
+            f"nests deeper than {_MAX_JSON_DEPTH} levels", field="record", rule="JSON-SHAPE"
+        )
     if isinstance(value, dict):
         for key, child in value.items():
-            _flatten_json(child, f"{path}.{key}" if path else str(key), out)
+            _flatten_json(child, f"{path}.{key}" if path else str(key), out, depth + 1)
     elif isinstance(value, list):
         for i, child in enumerate(value):
-            _flatten_json(child, f"{path}.{i}" if path else str(i), out)
+            _flatten_json(child, f"{path}.{i}" if path else str(i), out, depth + 1)
     elif value is None:
         return  # null and absent are the same: the key is missing
-    elif isinstance(value, bool):
-        out[path] = "true" if value else "false"
     else:
-        out[path] = value if isinstance(value, str) else json.dumps(value)
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = value if isinstance(value, str) else json.dumps(value)
+        if _UNDECODABLE.search(path):
+            raise InvalidRecord("a field name is not UTF-8", field="record", rule="ENCODING")
+        if _UNDECODABLE.search(text):
+            raise InvalidRecord("holds bytes that are not UTF-8", field=path, rule="ENCODING")
+        out[path] = text
 
 
 # --- XML ----------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from overstap.domain.student import Student
 from overstap.ports import ExportDocument
 from overstap.region import generate_region, iter_students, load_region
 from overstap.region.sis import MAGISTER, SOMTODAY
+from overstap.region.sis_shapes import api_record, xml_export
 
 SCHOOL = BrinVestiging.parse("12AB00")
 YEAR = SchoolYear(2026)
@@ -115,89 +116,10 @@ def test_every_school_export_maps_to_its_students(region: Region) -> None:
     assert dialects == {"magister", "somtoday"}
 
 
-def _split_huisnummer(huisnummer: str) -> tuple[str, str]:
-    digits = huisnummer.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    return digits, huisnummer[len(digits) :]
-
-
-def _api_shape(rec: dict[str, Any]) -> dict[str, Any]:
-    """A students.jsonl object in the JSON shape of docs/sis.md."""
-    adres = None
-    if rec["adres"] is not None:
-        nummer, toevoeging = _split_huisnummer(rec["adres"]["huisnummer"])
-        adres = {
-            "straat": rec["adres"]["straat"],
-            "huisnummer": nummer,
-            "toevoeging": toevoeging,
-            "postcode": rec["adres"]["postcode"],
-            "plaats": rec["adres"]["plaats"],
-        }
-    return {
-        "leerlingnummer": rec["leerlingid"],
-        "naam": {
-            "voornamen": rec["voornamen"],
-            "roepnaam": rec["roepnaam"],
-            "tussenvoegsel": rec["voorvoegsel"],
-            "achternaam": rec["achternaam"],
-        },
-        "geboortedatum": rec["geboortedatum"],
-        "bsn": rec["bsn"] or None,
-        "onderwijsnummer": rec["onderwijsnummer"] or None,
-        "adresgeheim": rec["adres_geheim"],
-        "adres": adres,
-        "gemeentecode": rec["gemeente"],
-        "contact": {"telefoon": rec["contact"]["phone"], "email": rec["contact"]["email"]},
-        "opleiding": {
-            "leerweg": rec["level"],
-            "leerjaar": rec["leerjaar"],
-            "examenjaar": rec["leaving_year"],
-        },
-        "verzorgers": [
-            {
-                "voornaam": g["roepnaam"],
-                "tussenvoegsel": g["voorvoegsel"],
-                "achternaam": g["achternaam"],
-                "relatie": g["relation"],
-                "telefoon": g["phone"],
-                "email": g["email"],
-            }
-            for g in rec["guardians"]
-        ],
-        "gewijzigd": "2026-10-01T12:00:00Z",
-    }
-
-
-def _xml_element(parent: etree._Element, name: str, value: Any) -> None:
-    if value is None:
-        return  # absent, like null in the JSON shape
-    if isinstance(value, list):
-        holder = etree.SubElement(parent, f"{{{NS}}}{name}")
-        for item in value:
-            _xml_element(holder, "verzorger", item)
-        return
-    element = etree.SubElement(parent, f"{{{NS}}}{name}")
-    if isinstance(value, dict):
-        for key, child in value.items():
-            _xml_element(element, key, child)
-    elif isinstance(value, bool):
-        element.text = "true" if value else "false"
-    else:
-        element.text = str(value)
-
-
-def _xml_export(recs: list[dict[str, Any]]) -> bytes:
-    root = etree.Element(f"{{{NS}}}leerlingen", nsmap={None: NS})
-    for rec in recs:
-        shape = _api_shape(rec)
-        del shape["gewijzigd"]  # not in file exports
-        _xml_element(root, "leerling", shape)
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
-
-
 def test_json_pages_map_to_the_students(region: Region) -> None:
     mapping = load_mapping("rest-json")
     for loc, (_, _, students, dicts) in region.schools.items():
-        page = {"leerlingen": [_api_shape(d) for d in dicts], "volgende": None, "tot": "x"}
+        page = {"leerlingen": [api_record(d, "2026-10-01T12:00:00Z") for d in dicts]}
         data = json.dumps(page, ensure_ascii=False).encode()
         got = _map_all(mapping, data, "page 1", region, loc)
         _assert_same(got, students, guardians=None)
@@ -206,8 +128,13 @@ def test_json_pages_map_to_the_students(region: Region) -> None:
 def test_xml_exports_map_to_the_students(region: Region) -> None:
     mapping = load_mapping("xml-export")
     for loc, (_, _, students, dicts) in region.schools.items():
-        got = _map_all(mapping, _xml_export(dicts), "leerlingen.xml", region, loc)
+        got = _map_all(mapping, xml_export(dicts), "leerlingen.xml", region, loc)
         _assert_same(got, students, guardians=None)
+    # A SOAP answer carries the same elements deeper down: records are found anywhere.
+    body = xml_export(dicts).split(b"?>", 1)[1]
+    soap = b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+    soap += body + b"</s:Body></s:Envelope>"
+    _assert_same(_map_all(mapping, soap, "page 1", region, loc), students, guardians=None)
 
 
 def test_record_refs_and_raw_bytes(region: Region) -> None:
@@ -220,12 +147,12 @@ def test_record_refs_and_raw_bytes(region: Region) -> None:
     header_end = body.index(b"\r\n") + 2
     assert body[:header_end] + b"".join(r.raw for r in got) == body
 
-    page = json.dumps({"leerlingen": [_api_shape(d) for d in dicts[:2]]}).encode()
+    page = json.dumps({"leerlingen": [api_record(d) for d in dicts[:2]]}).encode()
     first = next(records_from_bytes(page, "page 2", JsonFormat("leerlingen")))
     assert first.ref == "page 2 record 1"
-    assert json.loads(first.raw) == _api_shape(dicts[0])
+    assert json.loads(first.raw) == api_record(dicts[0])
     xml = next(
-        records_from_bytes(_xml_export(dicts[:1]), "f.xml", load_mapping("xml-export").format)
+        records_from_bytes(xml_export(dicts[:1]), "f.xml", load_mapping("xml-export").format)
     )
     assert xml.ref == "f.xml record 1"
     assert etree.fromstring(xml.raw).tag == f"{{{NS}}}leerling"
@@ -443,6 +370,21 @@ def test_whole_documents_that_cannot_be_parsed() -> None:
     assert dup.problem is not None and (dup.problem.field, dup.problem.rule) == ("bsn", "XML-SHAPE")
 
 
+@pytest.mark.parametrize(
+    ("page", "rule"),
+    [
+        (b'{"leerlingen": [{"bsn": "\\ud800"}]}', "ENCODING"),  # an escaped lone surrogate
+        (b'{"leerlingen": [{"bsn": "1\xff"}]}', "ENCODING"),  # a byte that is not UTF-8
+        (b'{"leerlingen": [' + b'{"a":' * 40 + b"1" + b"}" * 40 + b"]}", "JSON-SHAPE"),
+        (b'{"leerlingen": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}", "JSON-SYNTAX"),
+    ],
+)
+def test_hostile_json_is_a_record_problem(page: bytes, rule: str) -> None:
+    got = list(records_from_bytes(page, "page 1", JsonFormat("leerlingen")))
+    assert len(got) == 1 and got[0].problem is not None and got[0].problem.rule == rule
+    assert got[0].raw  # quarantine gets bytes either way
+
+
 def test_mapping_a_record_with_a_problem_raises_it() -> None:
     problem = InvalidRecord("x", field="record", rule="COLUMNS", record="f line 2")
     with pytest.raises(InvalidRecord) as caught:
@@ -557,7 +499,11 @@ def sample(region: Region) -> bytes:
 _MUTATION = st.tuples(
     st.sampled_from(["delete", "duplicate", "inject", "swap"]),
     st.integers(min_value=0, max_value=10**6),
-    st.binary(min_size=1, max_size=3),
+    # Random bytes, and the ones that matter most to a CSV parser.
+    st.one_of(
+        st.binary(min_size=1, max_size=3),
+        st.sampled_from([b'"', b";", b"\r\n", b"\n", b"\r", b'"\r\n"', b"\xff", b"\xe9"]),
+    ),
 )
 
 
