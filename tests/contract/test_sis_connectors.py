@@ -47,7 +47,7 @@ from overstap.xml.safe import parse_untrusted
 
 KINDS = ["rest", "soap"]
 PAGE_SIZE = 40
-TIMEOUT = 0.5  # seconds; the slow-server test waits this long, every other call takes ms
+TIMEOUT = 1.0  # seconds; the slow-server test waits this long, every other call takes ms
 SIS_NS = "{urn:overstap:sis-export:1}"
 
 
@@ -440,7 +440,7 @@ def test_rest_server_that_points_back_stops_the_pull() -> None:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Looping)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         school = SisSchool(
