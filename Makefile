@@ -41,6 +41,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every benchmark, each printing its figures and the ratio to its target (inputs cached in $TMPDIR).
+bench: $(STAMP)
+	$(BIN)/python bench/region_generate.py
+	$(BIN)/python bench/dossier_pipeline.py
+	$(BIN)/python bench/sis_import.py
+
 # Re-pin every dependency (needs uv); commit the result.
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

@@ -72,15 +72,16 @@ def build(
     """Map, validate, check the profile and (when a signer is given) sign one dossier."""
     with ctx.engine.connect() as conn:
         envelope = registry_envelopes(conn)(dossier)
-    root, schema, profile = checked_tree(dossier, envelope, today=today, production=production)
+    document, schema, profile = checked_tree(dossier, envelope, today=today, production=production)
     built = BuiltDossier(dossier, None, schema, profile)
     if built.schema_violations or errors(built.profile_violations):
         _audit(ctx, dossier, "refused")
         return built
     if signer is not None:
-        signer.sign(root)
+        built.xml = signer.sign_canonical(document.canonical)
         built.signed = True
-    built.xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    else:
+        built.xml = etree.tostring(document.root, xml_declaration=True, encoding="UTF-8")
     _audit(ctx, dossier, "ok")
     return built
 

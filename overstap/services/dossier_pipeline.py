@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cryptography import x509
-from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 from sqlalchemy import Connection, select
 
-from mappings.dossier_xml import DossierEnvelope, dossier_to_xml
+from mappings.dossier_xml import CanonicalDossier, DossierEnvelope, dossier_document
 from overstap.crypto import cms
 from overstap.domain.dossier import Dossier
 from overstap.domain.errors import InvalidRecord
@@ -110,7 +109,7 @@ class DossierProcessor:
         dossier, envelope = item
         receiving = str(dossier.receiving)
         try:
-            root, schema, profile = checked_tree(
+            document, schema, profile = checked_tree(
                 dossier, envelope, today=self.config.today, production=self.config.production
             )
         except InvalidRecord as exc:
@@ -120,8 +119,8 @@ class DossierProcessor:
         if refused:
             problems = tuple(Problem(v.path, v.rule, v.message) for v in refused)
             return Outcome(dossier.dossier_id, receiving, None, problems)
-        self.signer.sign(root)
-        data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        # The writer's bytes are canonical already: sign them without re-serialising the tree.
+        data = self.signer.sign_canonical(document.canonical)
         if self.config.encrypt:
             data = cms.encrypt(data, [self.recipient(receiving)])
         return Outcome(dossier.dossier_id, receiving, data)
@@ -129,16 +128,16 @@ class DossierProcessor:
 
 def checked_tree(
     dossier: Dossier, envelope: DossierEnvelope, *, today: date, production: bool = False
-) -> tuple[etree._Element, list[SchemaViolation], list[ProfileViolation]]:
-    """The dossier's XML tree with its schema violations and (when schema-valid) profile findings.
+) -> tuple[CanonicalDossier, list[SchemaViolation], list[ProfileViolation]]:
+    """The dossier's XML with its schema violations and (when schema-valid) profile findings.
 
     The profile rules assume a schema-valid document, so they run only when the schema passed.
     `InvalidRecord` when the dossier cannot be written at all (a missing part).
     """
-    root = dossier_to_xml(dossier, envelope)
-    schema = validate(root, "dossier")
-    profile = [] if schema else check_profile(root, today=today, production=production)
-    return root, schema, profile
+    document = dossier_document(dossier, envelope)
+    schema = validate(document.root, "dossier")
+    profile = [] if schema else check_profile(document.root, today=today, production=production)
+    return document, schema, profile
 
 
 # --- worker processes -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from overstap.audit.chain import AuditEvent
 from overstap.bootstrap import HubContext
 from overstap.region.dossiers import scenario_dossier
 from overstap.region.model import StudentRecord, iter_students, load_region
+from overstap.services.sis_sources import region_sources, save_source_rows
 from overstap.store.audit_log import AuditLog
 from overstap.store.dossiers import save_dossiers
 from overstap.store.students import save_parties, save_students
@@ -54,6 +55,8 @@ def load_region_into_hub(
         save_parties(
             conn, region.regions, region.municipalities, region.vo_schools, region.mbo_institutions
         )
+        # Each school's SIS export folder, so `overstap sis pull` and the pull DAG can run.
+        save_source_rows(conn, region_sources(directory))
         AuditLog(conn, now).append(
             AuditEvent(
                 ACTOR,

@@ -92,6 +92,9 @@ _SIGNED_INFO_C14N = (
 )
 
 
+_DECLARATION = b"<?xml version='1.0' encoding='UTF-8'?>\n"
+
+
 def _wrapped_base64(data: bytes) -> str:
     """Base64 in lines of 64 characters, as xmlsec writes SignatureValue."""
     text = base64.b64encode(data).decode("ascii")
@@ -172,6 +175,30 @@ class Signer:
         )
         root.append(signature)
         return root
+
+    def sign_canonical(self, canonical: bytes) -> bytes:
+        """Sign a document handed over as its exclusive-c14n bytes; return the signed document.
+
+        For producers that already hold the canonical form (`mappings.dossier_xml` writes it):
+        the digest is taken over those bytes and the signature is spliced in before the root's
+        end tag, so the tree is neither canonicalised nor serialised again (about 50 µs per
+        dossier). The result verifies exactly like `sign` on the parsed tree (tested). Passing
+        bytes that are not exclusive-c14n gives a signature that does not verify: never silent.
+        """
+        end = canonical.rfind(b"</")
+        if end <= 0 or not canonical.endswith(b">"):
+            raise ValueError("not a canonical XML document")
+        digest = base64.b64encode(hashlib.sha256(canonical).digest()).decode("ascii")
+        signed_info = _SIGNED_INFO_C14N.replace("{digest}", digest)
+        value = self._key.sign(signed_info.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+        # Inside ds:Signature the ds prefix is declared already; SignedInfo need not repeat it.
+        inner = signed_info.replace(f' xmlns:ds="{DSIG_NS}"', "", 1)
+        signature = (
+            f'<ds:Signature xmlns:ds="{DSIG_NS}">\n{inner}\n'
+            f"<ds:SignatureValue>{_wrapped_base64(value)}</ds:SignatureValue>\n"
+            f"{self._key_info}</ds:Signature>"
+        ).encode("ascii")
+        return _DECLARATION + canonical[:end] + signature + canonical[end:]
 
     def sign_with_xmlsec(self, root: Any) -> Any:
         """The same signature made by python-xmlsec: the reference `sign` is tested against."""

@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from mappings.codelists import CODELISTS_FILE, codelists, parse_codelists
-from mappings.dossier_xml import NS, dossier_from_xml, dossier_to_bytes, dossier_to_xml
+from mappings.dossier_xml import (
+    NS,
+    dossier_document,
+    dossier_from_xml,
+    dossier_to_bytes,
+    dossier_to_xml,
+)
 from overstap.domain.dossier import Approver, JaNee, Uitslag
 from overstap.domain.errors import ConfigurationError, InvalidRecord
 from overstap.domain.student import SECRET_EMAIL, SECRET_PHONE, Level
@@ -51,6 +57,13 @@ def test_each_case_is_schema_valid_and_round_trips(name: str) -> None:
     assert dossier_to_bytes(back, envelope, pretty=True) == dossier_to_bytes(
         expected_after_round_trip(original), ENVELOPE, pretty=True
     )
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_written_bytes_are_the_exclusive_c14n_of_the_tree(name: str) -> None:
+    """The signer digests these bytes directly (ADR 5): they must be what c14n would produce."""
+    doc = dossier_document(CASES[name], ENVELOPE)
+    assert doc.canonical == etree.tostring(doc.root, method="c14n", exclusive=True)
 
 
 def texts(root: etree._Element, name: str) -> list[str]:
@@ -252,7 +265,7 @@ def test_unknown_code_on_input_names_the_field() -> None:
 
 XML_TEXT = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff")
-    | st.sampled_from("\t\n"),
+    | st.sampled_from("\t\n\r"),
     min_size=1,
     max_size=60,
 ).filter(lambda s: s.strip() and s == s.strip())
@@ -277,3 +290,5 @@ def test_free_text_round_trips(
     )
     back, _ = dossier_from_xml(etree.fromstring(dossier_to_bytes(d, ENVELOPE)))
     assert back == d
+    doc = dossier_document(d, ENVELOPE)
+    assert doc.canonical == etree.tostring(doc.root, method="c14n", exclusive=True)
