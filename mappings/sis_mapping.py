@@ -417,9 +417,9 @@ class SisMapping:
             slots.append(slot)
             n += 1
 
-    def sources(self) -> list[tuple[str, str, bool]]:
-        """(source, label, required) of every student field, for `sis check`."""
-        return [(s, r.label, r.required) for r in self.rules.values() for s in r.sources]
+    def sources(self) -> list[tuple[str, bool]]:
+        """(source, required) of every student field, for `sis check`."""
+        return [(s, r.required) for r in self.rules.values() for s in r.sources]
 
 
 def _present(f: dict[str, str], sources: tuple[str, ...]) -> bool:
@@ -726,12 +726,25 @@ def _field_rule(
                 low = y.integer(spec[bound], f"{key}.min")
             else:
                 high = y.integer(spec[bound], f"{key}.max")
-    required = (
-        y.flag(spec["required"], f"{key}.required") if "required" in spec else required_default
-    )
+    if low > high:
+        raise y.error(node, key, f"min {low} is larger than max {high}")
+    required = required_default
+    if "required" in spec:
+        required = y.flag(spec["required"], f"{key}.required")
+        # The record-level rules need these; making them optional would let None into a Student.
+        if required_default and not required:
+            raise y.error(spec["required"], f"{key}.required", f"{target} cannot be optional")
+        if target in ("bsn", "onderwijsnummer"):
+            raise y.error(
+                spec["required"],
+                f"{key}.required",
+                "bsn and onderwijsnummer are required as a pair (exactly one per student)",
+            )
     max_length = settings.max_length
     if "max_length" in spec:
         max_length = y.integer(spec["max_length"], f"{key}.max_length")
+        if max_length < 1:
+            raise y.error(spec["max_length"], f"{key}.max_length", "must be at least 1")
     join = y.scalar(spec["join"], f"{key}.join") if "join" in spec else " "
     name = target if slot is None else f"guardians.{slot}.{target}"
     label = f"{name} ({'+'.join(sources)})"
@@ -808,6 +821,8 @@ def _load(y: _Yaml, root: yaml.Node) -> SisMapping:
             for spelling in y.strings(spec[key], f"booleans.{key}"):
                 booleans[spelling.lower()] = meaning
     max_length = y.integer(top["max_length"], "max_length") if "max_length" in top else 200
+    if max_length < 1:
+        raise y.error(top["max_length"], "max_length", "must be at least 1")
     settings = _Settings(date_format, booleans, max_length)
 
     fields = y.mapping(top["fields"], "fields")
@@ -1088,7 +1103,8 @@ def _explain(rule: str, mapping: SisMapping, reason: str) -> str:
     if rule == "DATE-FORMAT":
         return f"the date is not written as {_human_date(mapping.date_format)}"
     if rule in ("ENCODING", "XML-ENCODING"):
-        expected = mapping.format.encoding if isinstance(mapping.format, CsvFormat) else "UTF-8"
+        fmt = mapping.format
+        expected = _friendly_encoding(fmt.encoding) if isinstance(fmt, CsvFormat) else "UTF-8"
         return f"the record holds bytes that are not {expected} (was the file saved differently?)"
     # Our own reasons name rules and codes, never values: a fair fallback for any other rule.
     return _EXPLANATIONS.get(rule, reason)
@@ -1098,7 +1114,7 @@ def _columns(
     mapping: SisMapping, found: set[str]
 ) -> tuple[tuple[tuple[str, bool], ...], tuple[str, ...]]:
     expected: dict[str, bool] = {}
-    for source, _label, required in mapping.sources():
+    for source, required in mapping.sources():
         expected[source] = expected.get(source, False) or required
     patterns: list[re.Pattern[str]] = []
     for slot in mapping.guardian_slots:
@@ -1121,6 +1137,15 @@ def _csv_header(data: bytes, spec: CsvFormat) -> list[str]:
     return []
 
 
+_ENCODING_NAMES = {"utf-8": "UTF-8", "cp1252": "Windows-1252", "iso8859-1": "ISO-8859-1"}
+
+
+def _friendly_encoding(encoding: str) -> str:
+    """What an administrator's editor calls the encoding ("Windows-1252", not "cp1252")."""
+    canonical = codecs.lookup(encoding).name  # "windows-1252" -> "cp1252"
+    return _ENCODING_NAMES.get(canonical.removesuffix("-sig"), encoding)
+
+
 _SEPARATORS = {";": "semicolon (;)", ",": "comma (,)", "\t": "tab", "|": "bar (|)"}
 
 
@@ -1128,25 +1153,26 @@ def _notes(spec: FormatSpec, data: bytes) -> list[str]:
     if not isinstance(spec, CsvFormat):
         return []
     notes = []
+    encoding = _friendly_encoding(spec.encoding)
     has_bom = data.startswith(UTF8_BOM)
     utf8 = spec.codec == "utf-8"
     if utf8:
         notes.append(
-            f"The mapping expects UTF-8 ({spec.encoding}); the file "
+            "The mapping expects UTF-8; the file "
             + ("starts with a UTF-8 byte-order mark." if has_bom else "has no byte-order mark.")
         )
     else:
-        notes.append(f"The mapping expects {spec.encoding}.")
+        notes.append(f"The mapping expects {encoding}.")
         if has_bom:
             notes.append(
                 "The file starts with a UTF-8 byte-order mark: it was probably saved as UTF-8, "
-                f"not {spec.encoding}."
+                f"not {encoding}."
             )
         elif any(b >= 0x80 for b in data):
             try:
                 data.decode("utf-8")
                 notes.append(
-                    f"The file reads as UTF-8, not {spec.encoding}: accented letters would come "
+                    f"The file reads as UTF-8, not {encoding}: accented letters would come "
                     "out wrong."
                 )
             except UnicodeDecodeError:
@@ -1178,9 +1204,9 @@ def render_check(report: CheckReport) -> list[str]:
     if optional:
         lines.append(f"Optional columns missing (left empty): {', '.join(optional)}.")
     if report.columns_ignored:
-        lines.append(
-            f"Columns ignored (not used by the mapping): {', '.join(report.columns_ignored)}."
-        )
+        # A header read with the wrong separator is one long "column": shorten, do not flood.
+        names = [c if len(c) <= 40 else c[:37] + "..." for c in report.columns_ignored]
+        lines.append(f"Columns ignored (not used by the mapping): {', '.join(names)}.")
     refused = report.records - report.importable
     lines.append(
         f"Records: {report.records:,}; would import: {report.importable:,}; "

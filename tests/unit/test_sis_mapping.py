@@ -453,6 +453,8 @@ BROKEN = [
     ('delimiter: ";"', 'delimiter: ";;"', "delimiter", "must be one character"),
     ("VMBO BB: vmbo_bb", "VMBO BB: vmbo_xx", "vmbo_xx", "unknown level 'vmbo_xx'"),
     ("slots: [1, 2]", "slots: [1, 2]\n  index: auto", "guardians:", "exactly one of slots"),
+    ("{source: Stamnr,", "{source: Stamnr, required: false,", "required: false", "cannot be"),
+    ("min: 1, max: 6", "min: 7, max: 6", "  leerjaar:", "min 7 is larger than max 6"),
 ]
 
 
