@@ -151,6 +151,9 @@ _FORMAT_KEYS = {
 }
 _INTEGER_RANGE = {"leerjaar": (1, 6)}
 _MIN_AGE, _MAX_AGE = 10, 25  # on the school year's first day; outside is a wrong birth date
+# More guardians than this is not a family but a broken (or hostile) export; it also bounds the
+# per-index slots `index: auto` compiles.
+_MAX_GUARDIANS = 10
 
 
 class MappingError(ConfigurationError):
@@ -270,7 +273,7 @@ class SisMapping:
     # index: auto: the guardian sources with "{n}" and the compiler of one index
     guardian_templates: tuple[str, ...] = ()
     guardian_auto: Callable[[int], GuardianSlot] | None = None
-    _auto_slots: list[GuardianSlot] = field(default_factory=list)
+    _auto_slots: dict[int, GuardianSlot] = field(default_factory=dict)
     # every Student target -> its converter (unmapped ones give None), looked up once per field
     _convert: dict[str, Convert] = field(init=False)
 
@@ -409,11 +412,18 @@ class SisMapping:
         slots: list[GuardianSlot] = []
         n = 0
         while True:
-            while len(self._auto_slots) <= n:
-                self._auto_slots.append(self.guardian_auto(len(self._auto_slots)))
-            slot = self._auto_slots[n]
+            slot = self._auto_slots.get(n)
+            if slot is None:
+                # setdefault: threads sharing this mapping may compile the same index at once.
+                slot = self._auto_slots.setdefault(n, self.guardian_auto(n))
             if not any(s in f for s in slot.sources):
                 return slots
+            if n == _MAX_GUARDIANS:
+                raise InvalidRecord(
+                    f"has more than {_MAX_GUARDIANS} parents/guardians",
+                    field="guardians",
+                    rule="GUARDIANS-TOO-MANY",
+                )
             slots.append(slot)
             n += 1
 
@@ -975,6 +985,7 @@ _EXPLANATIONS = {
     "EMAIL-FORMAT": "the e-mail address is not an e-mail address",
     "GEMEENTE-FORMAT": "the municipality is not a CBS code",
     "GUARDIAN-INCOMPLETE": "a parent/guardian is only partly filled in",
+    "GUARDIANS-TOO-MANY": f"more than {_MAX_GUARDIANS} parents/guardians",
     "ADDRESS-INCOMPLETE": "the address is only partly filled in",
     "ADDRESS-REQUIRED": "the address is missing and not marked secret",
     "ADDRESS-SECRET": "the address is marked secret but still in the export",

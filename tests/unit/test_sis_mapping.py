@@ -385,6 +385,22 @@ def test_hostile_json_is_a_record_problem(page: bytes, rule: str) -> None:
     assert got[0].raw  # quarantine gets bytes either way
 
 
+def test_json_guardians_are_counted_and_bounded(region: Region) -> None:
+    dicts = next(iter(region.schools.values()))[3]
+    rec = api_record(dicts[0])
+    guardian = {"voornaam": "A", "achternaam": "B", "relatie": "ouder"}
+    m = load_mapping("rest-json")
+    for count, ok in ((10, True), (11, False)):
+        rec["verzorgers"] = [guardian] * count
+        (record,) = records_from_bytes(json.dumps([rec]).encode(), "page 1", m.format)
+        if ok:
+            student = m.to_student(record, school=SCHOOL, school_year=region.year)
+            assert len(student.guardians) == count
+        else:
+            with pytest.raises(InvalidRecord, match="GUARDIANS-TOO-MANY"):
+                m.to_student(record, school=SCHOOL, school_year=region.year)
+
+
 def test_mapping_a_record_with_a_problem_raises_it() -> None:
     problem = InvalidRecord("x", field="record", rule="COLUMNS", record="f line 2")
     with pytest.raises(InvalidRecord) as caught:
