@@ -31,6 +31,14 @@ Student cannot do without are required by default), `max_length`, `codes` (only 
 loaded, with the file and line. All scalars are read as the text written: `J`, `NO` and `true`
 stay strings, so code lists and boolean spellings mean what they say.
 
+Types (each target has one; values are stripped first, and an empty value is "not given"):
+text; date (the `dates` pattern; the birth date must also give an age of 10-25 on the school
+year's first day); bsn (elfproef; 8 digits is a BSN that lost its leading zero); onderwijsnummer;
+gemeentecode (GM0363, 0363 or 363); postcode (spaces and case ignored); phone (Dutch numbers
+become national digits: 06-12345678 and +31612345678 are 0612345678); email; boolean (the
+`booleans` spellings); integer (`min`/`max`); code (the `codes` table, or the hub's own level
+names when there is none).
+
 Per record, `to_student` raises `InvalidRecord` with `field` = "target (source)", a rule and the
 record's ref; messages name fields, rules and codes, never a value from the export.
 

@@ -438,6 +438,16 @@ def test_check_report_counts_explains_and_never_shows_values(region: Region) -> 
     assert not any(d in text for d in dates)
 
 
+def test_check_a_json_page(region: Region) -> None:
+    dicts = next(iter(region.schools.values()))[3]
+    page = {"leerlingen": [api_record(d, "2026-10-01T12:00:00Z") for d in dicts]}
+    data = json.dumps(page).encode()
+    report = check_export(load_mapping("rest-json"), data, "page 1", school_year=region.year)
+    assert report.ok and report.records == len(dicts)
+    assert report.columns_ignored == ("gewijzigd",)  # guardians of any index are not "ignored"
+    assert report.notes == ()
+
+
 def test_check_notices_the_wrong_separator_and_encoding(region: Region) -> None:
     _, data = next((v[1], v[1]) for v in region.schools.values() if v[0] == "magister")
     report = check_export(load_mapping("somtoday"), data, "l.csv", school_year=YEAR)
