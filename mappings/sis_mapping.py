@@ -1040,7 +1040,8 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return self.importable == self.records
+        # An export without a single record is not a clean export: it is the wrong file.
+        return 0 < self.records == self.importable
 
 
 def check_export(
@@ -1226,6 +1227,8 @@ def render_check(report: CheckReport) -> list[str]:
         # A header read with the wrong separator is one long "column": shorten, do not flood.
         names = [c if len(c) <= 40 else c[:37] + "..." for c in report.columns_ignored]
         lines.append(f"Columns ignored (not used by the mapping): {', '.join(names)}.")
+    if not report.records:
+        lines.append("No records found: is this the export file, and is the mapping right?")
     refused = report.records - report.importable
     lines.append(
         f"Records: {report.records:,}; would import: {report.importable:,}; "

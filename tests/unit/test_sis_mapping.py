@@ -438,6 +438,12 @@ def test_check_report_counts_explains_and_never_shows_values(region: Region) -> 
     assert not any(d in text for d in dates)
 
 
+def test_check_an_empty_export_is_not_ok() -> None:
+    report = check_export(load_mapping("magister"), b"", "leeg.csv", school_year=YEAR)
+    assert (report.records, report.ok) == (0, False)
+    assert any("No records found" in line for line in render_check(report))
+
+
 def test_check_a_json_page(region: Region) -> None:
     dicts = next(iter(region.schools.values()))[3]
     page = {"leerlingen": [api_record(d, "2026-10-01T12:00:00Z") for d in dicts]}
