@@ -300,6 +300,22 @@ def test_a_foreign_byte_refuses_only_its_record(region: Region) -> None:
     assert sum(isinstance(s, Student) for s in mapped) == len(rows) - 2
 
 
+def test_somtoday_undefined_windows_1252_byte_and_utf8_saved_file(region: Region) -> None:
+    data = next(v[1] for v in region.schools.values() if v[0] == "somtoday")
+    lines = data.split(b"\r\n")
+    lines[2] = lines[2].replace(b",", b",\x81", 1)  # 0x81 has no character in Windows-1252
+    m = load_mapping("somtoday")
+    got = list(records_from_bytes(b"\r\n".join(lines), "l.csv", m.format))
+    assert [(r.ref, r.problem.rule) for r in got if r.problem is not None] == [
+        ("l.csv line 3", "ENCODING")
+    ]
+    # Saved as UTF-8, every byte still decodes as Windows-1252 (into the wrong letters): only
+    # the check can warn about that.
+    as_utf8 = data.decode("cp1252").encode("utf-8")
+    text = "\n".join(render_check(check_export(m, as_utf8, "l.csv", school_year=region.year)))
+    assert "The file reads as UTF-8, not Windows-1252" in text
+
+
 def test_wrong_column_count(region: Region) -> None:
     _, rows = _magister_rows(region)
     rows[2].append("extra")
