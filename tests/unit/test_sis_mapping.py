@@ -532,18 +532,21 @@ def test_shipped_mapping_errors_name_the_repository_path() -> None:
 # --- robustness: any damage to an export is an InvalidRecord, and no record gets lost -------
 
 
-def _csv_count(data: bytes) -> int:
+def _csv_count(data: bytes, spec: CsvFormat) -> int:
     """Records as the csv module counts them: non-empty rows after the header."""
-    text = data.removeprefix(UTF8_BOM).decode("utf-8", "surrogateescape")
-    rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=";") if r]
+    body = data.removeprefix(UTF8_BOM) if spec.codec == "utf-8" else data
+    text = body.decode(spec.codec, "surrogateescape")
+    rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=spec.delimiter) if r]
     return max(len(rows) - 1, 0)
 
 
 @pytest.fixture(scope="module")
-def sample(region: Region) -> bytes:
-    """The header and five records of a magister export."""
-    data = next(v[1] for v in region.schools.values() if v[0] == "magister")
-    return b"".join(data.splitlines(keepends=True)[:6])
+def samples(region: Region) -> dict[str, bytes]:
+    """The header and five records of an export in each dialect."""
+    out: dict[str, bytes] = {}
+    for sis, data, _, _ in region.schools.values():
+        out.setdefault(sis, b"".join(data.splitlines(keepends=True)[:6]))
+    return out
 
 
 _MUTATION = st.tuples(
@@ -557,7 +560,7 @@ _MUTATION = st.tuples(
 )
 
 
-def _mutate(data: bytes, ops: list[tuple[str, int, bytes]]) -> bytes:
+def _mutate(data: bytes, ops: list[tuple[str, int, bytes]], delimiter: bytes) -> bytes:
     for op, at, junk in ops:
         if not data:
             break
@@ -571,11 +574,11 @@ def _mutate(data: bytes, ops: list[tuple[str, int, bytes]]) -> bytes:
         else:  # swap two columns of one line
             lines = data.split(b"\r\n")
             n = pos % len(lines)
-            cells = lines[n].split(b";")
+            cells = lines[n].split(delimiter)
             if len(cells) > 2:
                 a, b = pos % len(cells), (pos // 7) % len(cells)
                 cells[a], cells[b] = cells[b], cells[a]
-                lines[n] = b";".join(cells)
+                lines[n] = delimiter.join(cells)
             data = b"\r\n".join(lines)
     return data
 
@@ -583,18 +586,23 @@ def _mutate(data: bytes, ops: list[tuple[str, int, bytes]]) -> bytes:
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(ops=st.lists(_MUTATION, min_size=1, max_size=6))
+@given(
+    dialect=st.sampled_from(["magister", "somtoday"]),
+    ops=st.lists(_MUTATION, min_size=1, max_size=6),
+)
 def test_mutated_exports_only_ever_raise_invalid_record(
-    sample: bytes, ops: list[tuple[str, int, bytes]]
+    samples: dict[str, bytes], dialect: str, ops: list[tuple[str, int, bytes]]
 ) -> None:
-    data = _mutate(sample, ops)
-    mapping = load_mapping("magister")
+    mapping = load_mapping(dialect)
+    spec = mapping.format
+    assert isinstance(spec, CsvFormat)
+    data = _mutate(samples[dialect], ops, spec.delimiter.encode())
     got = list(records_from_bytes(data, "leerlingen.csv", mapping.format))
     whole = len(got) == 1 and got[0].ref == "leerlingen.csv"
     if whole:
         assert got[0].problem is not None and got[0].raw == data
     else:
-        assert len(got) == _csv_count(data)
+        assert len(got) == _csv_count(data, spec)
     refs = []
     for record in got:
         try:
