@@ -4,6 +4,7 @@ field, rule and line, never with the broken value."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -610,6 +611,39 @@ def test_mutated_exports_only_ever_raise_invalid_record(
         except InvalidRecord as exc:
             refs.append((exc.record, record.ref))
     assert all(named == ref for named, ref in refs)
+
+
+@pytest.fixture(scope="module")
+def documents(region: Region) -> dict[str, bytes]:
+    """A page of three students in the JSON shape and a file export of them in the XML shape."""
+    dicts = next(iter(region.schools.values()))[3][:3]
+    page = json.dumps({"leerlingen": [api_record(d) for d in dicts]}, ensure_ascii=False)
+    return {"rest-json": page.encode(), "xml-export": xml_export(dicts)}
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.sampled_from(["rest-json", "xml-export"]),
+    ops=st.lists(_MUTATION, min_size=1, max_size=6),
+)
+def test_mutated_json_and_xml_only_ever_raise_invalid_record(
+    documents: dict[str, bytes], name: str, ops: list[tuple[str, int, bytes]]
+) -> None:
+    data = _mutate(documents[name], ops, b",")
+    mapping = load_mapping(name)
+    got = list(records_from_bytes(data, "page 1", mapping.format))
+    if name == "rest-json":
+        try:
+            page = json.loads(data.decode("utf-8", "surrogateescape"))
+            expected = len(page["leerlingen"])
+        except (ValueError, KeyError, TypeError):
+            expected = 1  # unreadable, or no list of records: the page is one refused record
+        assert len(got) == expected or (len(got) == 1 and got[0].problem is not None)
+    for record in got:
+        with contextlib.suppress(InvalidRecord):  # refused with a reason: all that is asked
+            mapping.to_student(record, school=SCHOOL, school_year=YEAR)
 
 
 @pytest.mark.parametrize(
