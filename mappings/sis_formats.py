@@ -288,6 +288,7 @@ def _xml_records(data: bytes, name: str, spec: XmlFormat) -> Iterator[RawRecord]
         yield RawRecord(name, data, {}, exc.for_record(name))
         return
     tag = f"{{{spec.namespace}}}{spec.record}" if spec.namespace else spec.record
+    number = 0
     for number, element in enumerate(root.iter(tag), start=1):
         ref = f"{name} record {number}"
         raw = etree.tostring(element)
@@ -298,6 +299,12 @@ def _xml_records(data: bytes, name: str, spec: XmlFormat) -> Iterator[RawRecord]
             yield RawRecord(ref, raw, {}, exc.for_record(ref))
             continue
         yield RawRecord(ref, raw, fields)
+    if number == 0 and any(
+        isinstance(e.tag, str) and etree.QName(e).localname == spec.record for e in root.iter()
+    ):
+        # Records in another namespace (or none): an empty import would hide a whole school.
+        why = f"has {spec.record} elements, but not in namespace {spec.namespace or '(none)'}"
+        yield _whole_document(data, name, why, "XML-NAMESPACE")
 
 
 def _flatten_xml(

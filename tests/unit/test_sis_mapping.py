@@ -418,6 +418,14 @@ def test_json_guardians_are_counted_and_bounded(region: Region) -> None:
                 m.to_student(record, school=SCHOOL, school_year=region.year)
 
 
+def test_xml_records_in_the_wrong_namespace_are_not_silently_dropped() -> None:
+    spec = load_mapping("xml-export").format
+    assert list(records_from_bytes(b"<leerlingen/>", "f.xml", spec)) == []  # truly empty
+    data = b'<leerlingen xmlns="urn:other"><leerling/></leerlingen>'
+    (one,) = records_from_bytes(data, "f.xml", spec)
+    assert one.problem is not None and one.problem.rule == "XML-NAMESPACE" and one.raw == data
+
+
 def test_mapping_a_record_with_a_problem_raises_it() -> None:
     problem = InvalidRecord("x", field="record", rule="COLUMNS", record="f line 2")
     with pytest.raises(InvalidRecord) as caught:
