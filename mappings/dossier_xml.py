@@ -136,14 +136,16 @@ class _Writer:
             raise InvalidRecord(
                 "is required and empty", field=name, rule="DOSSIER-REQUIRED", record=self.record
             )
-        if _NOT_XML.search(value):
-            raise InvalidRecord(
-                "contains characters XML cannot carry (control characters)",
-                field=name,
-                rule="XML-CHARACTERS",
-                record=self.record,
-            )
-        if "&" in value or "<" in value or ">" in value or "\r" in value:
+        # One scan finds both what must be escaped and what XML cannot carry; most values
+        # (names, codes, dates) have neither.
+        if _SPECIAL.search(value):
+            if _NOT_XML.search(value):
+                raise InvalidRecord(
+                    "contains characters XML cannot carry (control characters)",
+                    field=name,
+                    rule="XML-CHARACTERS",
+                    record=self.record,
+                )
             value = (
                 value.replace("&", "&amp;")
                 .replace("<", "&lt;")
@@ -167,6 +169,7 @@ class _Writer:
 # Characters XML 1.0 cannot carry (C0 controls except tab, newline, carriage return; U+FFFE/F).
 # Surrogates cannot reach us: Python strings from UTF-8 never hold lone ones.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_SPECIAL = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # Our own text, escaped above: no entities, no DTD, no network, but no size limits either.
 _TRUSTED_PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True

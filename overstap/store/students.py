@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -101,6 +103,14 @@ def save_parties(
     )
 
 
+def fingerprint(row: dict[str, Any]) -> str:
+    """A digest of the compared columns: equal fingerprints, equal student (no need to read it)."""
+    content = json.dumps(
+        [row[c] for c in _COMPARED], ensure_ascii=False, separators=(",", ":"), default=str
+    )
+    return hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest()
+
+
 def student_row(s: Student, pseudonyms: Pseudonymizer, now: datetime) -> dict[str, Any]:
     addr = s.address
     return {
@@ -187,29 +197,58 @@ def save_students(
     rows = [student_row(s, pseudonyms, now) for s in students]
     if not rows:
         return result
+    for row in rows:
+        row["fingerprint"] = fingerprint(row)
     keys = [(r["school"], r["leerlingid"]) for r in rows]
-    existing = {
+    # Only the fingerprints first: most rows of a pull are unchanged, and reading whole rows
+    # (JSON, dates) costs more than the rest of the upsert. Changed rows are read in full below.
+    known = {
         (e.school, e.leerlingid): e
         for e in conn.execute(
-            select(student).where(tuple_(student.c.school, student.c.leerlingid).in_(keys))
-        ).mappings()
+            select(
+                student.c.id, student.c.school, student.c.leerlingid, student.c.fingerprint
+            ).where(tuple_(student.c.school, student.c.leerlingid).in_(keys))
+        )
+    }
+    changed_ids = [
+        known[k].id
+        for k, row in zip(keys, rows, strict=True)
+        if k in known and known[k].fingerprint != row["fingerprint"]
+    ]
+    existing = {
+        e["id"]: e
+        for e in (
+            conn.execute(select(student).where(student.c.id.in_(changed_ids))).mappings()
+            if changed_ids
+            else ()
+        )
     }
     new_rows: list[dict[str, Any]] = []
-    for row in rows:
-        old = existing.get((row["school"], row["leerlingid"]))
-        if old is None:
+    for key, row in zip(keys, rows, strict=True):
+        seen = known.get(key)
+        if seen is None:
             new_rows.append(row)
             result.created += 1
             result.changes.append(StudentChange(row["subject_key"], row["school"], True))
             continue
+        if seen.fingerprint == row["fingerprint"]:
+            result.unchanged += 1
+            continue
+        old = existing[seen.id]
         changed = tuple(c for c in _COMPARED if old[c] != row[c])
         if not changed:
+            # Same content under an older fingerprint (or none yet): store the current one.
+            conn.execute(
+                update(student)
+                .where(student.c.id == seen.id)
+                .values(fingerprint=row["fingerprint"])
+            )
             result.unchanged += 1
             continue
         conn.execute(
             update(student)
             .where(student.c.id == old["id"])
-            .values({c: row[c] for c in (*changed, "updated_at")})
+            .values({c: row[c] for c in (*changed, "fingerprint", "updated_at")})
         )
         result.updated += 1
         result.changes.append(StudentChange(row["subject_key"], row["school"], False, changed))

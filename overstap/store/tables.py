@@ -100,6 +100,9 @@ student = Table(
     Column("leaving_year", Boolean, nullable=False),
     Column("school_year", String(9), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Digest of the compared columns (store.students.fingerprint): an unchanged student is
+    # recognised without reading the row (migration 0003).
+    Column("fingerprint", String(32)),
     UniqueConstraint("school", "leerlingid"),
 )
 

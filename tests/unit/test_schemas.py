@@ -136,7 +136,9 @@ def test_every_schema_is_qualified_and_in_our_namespace() -> None:
     for path in XSD.glob("*.xsd"):
         root = etree.parse(str(path), _parser()).getroot()
         assert root.get("elementFormDefault") == "qualified", path.name
-        assert re.fullmatch(r"urn:overstap:[a-z]+(-[a-z]+)*:1", root.get("targetNamespace", "")), path.name
+        assert re.fullmatch(r"urn:overstap:[a-z]+(-[a-z]+)*:1", root.get("targetNamespace", "")), (
+            path.name
+        )
 
 
 def test_a_schema_is_compiled_once_and_reused() -> None:

@@ -1,0 +1,27 @@
+"""Adapters for ports, chosen by configuration: the one place `overstap` reaches `connectors`."""
+
+from __future__ import annotations
+
+from overstap.domain.errors import ConfigurationError
+from overstap.ports import SisConnector
+
+
+def sis_connector(kind: str) -> SisConnector:
+    """The connector for a `sis_source.connector` value."""
+    if kind == "file":
+        from connectors.sis_file import FileSisConnector
+
+        return FileSisConnector()
+    if kind == "sftp":
+        from connectors.sis_file import SftpSisConnector
+
+        return SftpSisConnector()
+    if kind == "rest":
+        from connectors.sis_rest import RestSisConnector
+
+        return RestSisConnector()
+    if kind == "soap":
+        from connectors.sis_soap import SoapSisConnector
+
+        return SoapSisConnector()
+    raise ConfigurationError("sis connector", f"unknown kind {kind!r} (file, sftp, rest, soap)")
