@@ -61,13 +61,4 @@ def pull_school(location: str) -> dict[str, Any]:
         report = run_pull(ctx, location, sis_connector)
     finally:
         ctx.close()
-    return {
-        "school": report.school,
-        "pull": report.pull_id,
-        "records": report.records_in,
-        "created": report.created,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
-        "quarantined": report.quarantined,
-        "export_unchanged": report.export_unchanged,
-    }
+    return report.counts()

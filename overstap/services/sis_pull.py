@@ -57,6 +57,19 @@ class PullReport:
     def imported(self) -> int:
         return self.created + self.updated + self.unchanged
 
+    def counts(self) -> dict[str, int | str | bool]:
+        """Ids and counts only: safe for the audit chain, XCom and logs."""
+        return {
+            "school": self.school,
+            "pull": self.pull_id,
+            "records": self.records_in,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "quarantined": self.quarantined,
+            "export_unchanged": self.export_unchanged,
+        }
+
     @property
     def balanced(self) -> bool:
         """Nothing lost: every record in is imported or quarantined."""
@@ -200,15 +213,7 @@ class _PullRow:
                 self.source.location,
                 result="ok" if ok else "failed",
                 origin=origin,
-                detail={
-                    "pull": report.pull_id,
-                    "records": report.records_in,
-                    "created": report.created,
-                    "updated": report.updated,
-                    "unchanged": report.unchanged,
-                    "quarantined": report.quarantined,
-                    "export_unchanged": report.export_unchanged,
-                },
+                detail=report.counts(),
             )
         )
 
