@@ -318,6 +318,44 @@ def sis_check(
         raise typer.Exit(1)
 
 
+@sis_app.command("pull")
+def sis_pull(
+    school: Annotated[
+        str, typer.Option(help="School location (BRIN + vestiging, e.g. 12AB00) to pull.")
+    ],
+) -> None:
+    """Run one pull of a school's SIS now: import, quarantine, report (exit 1 on refusals)."""
+    from overstap.bootstrap import HubContext
+    from overstap.cli.progress import progress_bar
+    from overstap.domain.errors import RetryableDeliveryError
+    from overstap.domain.identifiers import BrinVestiging
+    from overstap.runtime.wiring import sis_connector
+    from overstap.services.sis_sources import run_pull
+
+    ctx = HubContext.open()
+    try:
+        location = str(BrinVestiging.parse(school))
+        with progress_bar(f"pulling {location}") as advance:
+            report = run_pull(ctx, location, sis_connector, progress=advance)
+    except (InvalidRecord, RetryableDeliveryError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        ctx.close()
+    if report.export_unchanged:
+        console.print(f"{location}: the export has not changed since the last pull; nothing to do")
+        return
+    console.print(
+        f"{location}: {report.records_in:,} records: {report.created:,} new, "
+        f"{report.updated:,} changed, {report.unchanged:,} unchanged, "
+        f"{report.quarantined:,} quarantined (pull {report.pull_id})"
+    )
+    for rule, count in report.reasons.most_common():
+        where = ", ".join(report.examples.get(rule, []))
+        console.print(escape(f"  {rule}: {count} (e.g. {where})"), highlight=False)
+    if report.quarantined:
+        raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     students: Annotated[int, typer.Option(min=1, help="Students in the synthetic region.")] = 3000,
