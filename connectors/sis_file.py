@@ -99,7 +99,7 @@ class SftpSisConnector:
                     remote.prefetch()  # pipelined reads: one round trip per window, not per block
                     data = remote.read()
                 yield _document(name, data)
-        except (OSError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, paramiko.SSHException) as exc:
             raise RetryableDeliveryError(
                 f"SFTP read from {target.host}:{target.port} failed ({type(exc).__name__})"
             ) from None

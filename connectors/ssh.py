@@ -48,7 +48,8 @@ class SftpTarget:
 def open_sftp(target: SftpTarget) -> tuple[paramiko.SSHClient, paramiko.SFTPClient]:
     """Connect with the pinned host key and the private key; the caller closes the client.
 
-    Network trouble and a busy server are retryable; a wrong host key or a refused key is a
+    Network trouble and a busy server are retryable (paramiko reports a connection reset during
+    the handshake as EOFError, not as an OSError); a wrong host key or a refused key is a
     configuration problem (retrying would not help and a changed host key must be looked at).
     """
     ssh = paramiko.SSHClient()
@@ -83,7 +84,7 @@ def open_sftp(target: SftpTarget) -> tuple[paramiko.SSHClient, paramiko.SFTPClie
         raise ConfigurationError(
             "key_path", f"{target.username}@{target.host}:{target.port} refused the key"
         ) from None
-    except (TimeoutError, OSError, paramiko.SSHException) as exc:
+    except (OSError, EOFError, paramiko.SSHException) as exc:
         ssh.close()
         raise RetryableDeliveryError(
             f"SFTP {target.host}:{target.port} unreachable ({type(exc).__name__})"

@@ -5,8 +5,10 @@ is the real adapter, the school carries the settings that point it at the peer, 
 a `Peer`: the test's remote control for the other side (the reference SIS servers of
 `connectors/reference/`, started once per module in a thread of this process).
 
-Adding a connector kind (e.g. the file/SFTP connector, `connectors/sis_file.py`) is one fixture
-named `<kind>_sis` that returns such a triple, plus the kind's name in `KINDS`. Its `Peer` says
+Kinds: `rest` and `soap` (the reference servers), `file` (a local folder), `sftp` (real OpenSSH
+behind `tests/tcp_proxy.py`, which injects resets and slowness) and `fake` (the in-memory
+`tests/fakes.py` that unit tests of the core use: it must keep the same promises). Adding a kind
+is one fixture named `<kind>_sis` that returns such a triple, plus the kind's name in `KINDS`. Its `Peer` says
 how to read the student numbers out of one of its documents, how to make a student look changed,
 how to inject one transient failure and a slow answer, and how to spoil the credentials. A kind
 without paging sets `page_size` to None (the paging test then only checks completeness); one
@@ -45,7 +47,7 @@ from overstap.ports import ExportDocument, SisConnector, SisSchool
 from overstap.region import generate_region
 from overstap.xml.safe import parse_untrusted
 
-KINDS = ["rest", "soap"]
+KINDS = ["rest", "soap", "file", "sftp", "fake"]
 PAGE_SIZE = 40
 TIMEOUT = 1.0  # seconds; the slow-server test waits this long, every other call takes ms
 SIS_NS = "{urn:overstap:sis-export:1}"
@@ -503,3 +505,173 @@ def test_soap_unknown_location_is_a_configuration_error(soap_sis: Sis) -> None:
     connector, school, _ = soap_sis
     with pytest.raises(ConfigurationError, match="Client fault"):
         list(connector.fetch(replace(school, location="99ZZ00"), None))
+
+
+# --- file exports: a local folder, an OpenSSH SFTP drop (through a fault-injecting proxy) -------
+
+
+def _csv_ids(region: Region, document: ExportDocument) -> list[str]:
+    """Leerlingnummers of a CSV export, read the way the hub reads it (the school's mapping)."""
+    from mappings.sis_formats import records
+    from mappings.sis_mapping import load_mapping
+    from overstap.region.model import load_region
+
+    school = next(
+        s for s in load_region(region.path).vo_schools if str(s.location) == region.location
+    )
+    mapping = load_mapping(school.sis)
+    column = mapping.rules["leerlingid"].sources[0]
+    return [r.fields[column] for r in records(document, mapping.format)]
+
+
+def _export_folder(region: Region, root: Path) -> Path:
+    folder = root / region.location
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "leerlingen.csv").write_bytes(
+        (region.path / "sis" / region.location / "leerlingen.csv").read_bytes()
+    )
+    return folder
+
+
+@dataclass
+class FilePeer:
+    """A folder has no pages, no clock, no credentials and cannot fail transiently."""
+
+    region: Region
+    page_size: int | None = None
+    has_clock: bool = False
+    secrets: tuple[str, ...] = ()
+
+    def ids(self, document: ExportDocument) -> list[str]:
+        return _csv_ids(self.region, document)
+
+    def touch(self, leerlingids: Iterable[str], at: datetime) -> None:
+        """A file export is rewritten whole; 'changed' students are just there."""
+
+    def fail_next(self) -> None:
+        pytest.skip("a local folder has no transient failures")
+
+    def slow_down(self, seconds: float) -> None:
+        pytest.skip("a local folder has no network to be slow")
+
+    def wrong_credentials(self, school: SisSchool) -> SisSchool:
+        pytest.skip("a local folder has no credentials")
+
+
+@pytest.fixture
+def file_sis(region: Region, tmp_path: Path) -> Sis:
+    from connectors.sis_file import FileSisConnector
+
+    _export_folder(region, tmp_path)
+    school = SisSchool(
+        region.location, "magister", "file", {"folder": str(tmp_path / "{location}")}
+    )
+    return FileSisConnector(), school, FilePeer(region)
+
+
+@pytest.fixture(scope="module")
+def sftp_peer_server(sshd_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from sshd import start_sshd
+    from tcp_proxy import TcpProxy
+
+    work = tmp_path_factory.mktemp("sftp")
+    server = start_sshd(sshd_bin, work / "etc", work / "root")
+    with TcpProxy(server.port) as proxy:
+        yield server, proxy
+    server.stop()
+
+
+@dataclass
+class SftpPeer:
+    region: Region
+    proxy: Any
+    key_path: Path
+    stranger_key: Path
+    page_size: int | None = None
+    has_clock: bool = False
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        # The private key's text: it must never be echoed.
+        body = self.key_path.read_text().splitlines()[1:-1]
+        return tuple(line for line in body if len(line) > 20)
+
+    def ids(self, document: ExportDocument) -> list[str]:
+        return _csv_ids(self.region, document)
+
+    def touch(self, leerlingids: Iterable[str], at: datetime) -> None:
+        """The export is rewritten whole; no change times to set."""
+
+    def fail_next(self) -> None:
+        self.proxy.fail_next()
+
+    def slow_down(self, seconds: float) -> None:
+        self.proxy.slow_down(seconds)
+
+    def wrong_credentials(self, school: SisSchool) -> SisSchool:
+        return _with(school, key_path=str(self.stranger_key))
+
+
+@pytest.fixture
+def sftp_sis(region: Region, sftp_peer_server: Any, tmp_path: Path) -> Sis:
+    import subprocess
+
+    from connectors.sis_file import SftpSisConnector
+
+    server, proxy = sftp_peer_server
+    proxy.reset()
+    _export_folder(region, server.root / "drop")
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    school = SisSchool(
+        region.location,
+        "magister",
+        "sftp",
+        {
+            "host": "127.0.0.1",
+            "port": str(proxy.port),
+            "username": server.user,
+            "key_path": str(server.client_key_path),
+            "host_key": server.host_key_line,
+            "timeout": str(TIMEOUT),
+            "folder": "drop/{location}",
+        },
+    )
+    return SftpSisConnector(), school, SftpPeer(region, proxy, server.client_key_path, stranger)
+
+
+# --- the in-memory fake that unit tests of the core use ----------------------------------------
+
+
+@pytest.fixture
+def fake_sis(region: Region) -> Sis:
+    from fakes import FakeSisConnector
+
+    data = (region.path / "sis" / region.location / "leerlingen.csv").read_bytes()
+    fake = FakeSisConnector({region.location: data}, token="fake-secret-token-1234")
+    school = SisSchool(region.location, "magister", "fake", {"token": "fake-secret-token-1234"})
+    return fake, school, FakePeer(region, fake)
+
+
+@dataclass
+class FakePeer:
+    region: Region
+    fake: Any
+    page_size: int | None = None
+    has_clock: bool = False
+    secrets: tuple[str, ...] = ("fake-secret-token-1234",)
+
+    def ids(self, document: ExportDocument) -> list[str]:
+        return _csv_ids(self.region, document)
+
+    def touch(self, leerlingids: Iterable[str], at: datetime) -> None:
+        """Whole exports, like files."""
+
+    def fail_next(self) -> None:
+        self.fake.fail_next()
+
+    def slow_down(self, seconds: float) -> None:
+        self.fake.slow_down(seconds, TIMEOUT)
+
+    def wrong_credentials(self, school: SisSchool) -> SisSchool:
+        return _with(school, token="not-fake-secret-token-1234")
