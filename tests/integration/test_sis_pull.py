@@ -250,3 +250,43 @@ def test_a_failing_connector_records_a_failed_pull_and_keeps_the_watermark(
         count = conn.execute(select(func.count()).select_from(sis_pull)).scalar_one()
     assert last["status"] == "failed" and "unreachable" in last["error"]
     assert after == before and count == 2
+
+
+@pytest.mark.parametrize("kind", ["rest", "soap"])
+def test_api_pulls_are_incremental_from_the_sis_clock(
+    hub: tuple[HubContext, Region, Path], region_dir: Path, kind: str
+) -> None:
+    """REST and SOAP SISes keep change times: the second pull asks only what changed since
+    the first one's clock, and those records change nothing here."""
+    from datetime import timedelta
+
+    from connectors.reference import INITIAL_GEWIJZIGD, parse_moment
+    from connectors.reference.sis_rest import RestSisServer
+    from connectors.reference.sis_soap import SoapSisServer
+    from connectors.sis_rest import RestSisConnector
+    from connectors.sis_soap import SoapSisConnector
+    from overstap.services.sis_sources import save_sources
+
+    ctx, region, _ = hub
+    location = str(region.vo_schools[0].location)
+    truth = _truth(region_dir, location)
+    server_type = RestSisServer if kind == "rest" else SoapSisServer
+    with server_type(region_dir) as server:
+        if kind == "rest":
+            settings = {"base_url": server.url, "client_id": server.client_id,
+                        "client_secret": server.client_secret, "page_size": "50"}  # fmt: skip
+            connector: object = RestSisConnector()
+            mapping = "rest-json"
+        else:
+            settings = {"endpoint": server.url, "username": server.username,
+                        "password": server.password, "page_size": "50"}  # fmt: skip
+            connector = SoapSisConnector()
+            mapping = "xml-export"
+        save_sources(ctx, [SisSchool(location, mapping, kind, settings)])
+        first = _pull(ctx, region, location, connector)
+        assert first.created == len(truth) and first.balanced  # type: ignore[attr-defined]
+        changed = sorted(truth)[:3]
+        server.touch(location, changed, parse_moment(INITIAL_GEWIJZIGD) + timedelta(days=400))
+        second = _pull(ctx, region, location, connector)
+    assert second.records_in == 3 and second.unchanged == 3, second  # type: ignore[attr-defined]
+    assert second.watermark is not None and second.watermark >= first.watermark  # type: ignore[attr-defined]
