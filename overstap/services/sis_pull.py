@@ -32,7 +32,7 @@ from overstap.domain.identifiers import BrinVestiging, Bsn
 from overstap.domain.student import Student
 from overstap.ports import ExportDocument, SisConnector, SisSchool
 from overstap.store.audit_log import AuditLog
-from overstap.store.students import save_students
+from overstap.store.students import save_student_rows, student_rows
 from overstap.store.tables import quarantine, sis_pull, sis_source, student
 
 ACTOR = "overstap sis pull"
@@ -127,19 +127,18 @@ class _Deduplicator:
 
 
 def _taken_elsewhere(
-    conn: Connection, ctx: HubContext, school: str, students: Sequence[Student]
+    conn: Connection, school: str, rows: Sequence[dict[str, Any]]
 ) -> dict[str, str]:
     """subject key -> location, for personal numbers the store holds under another student."""
-    keys = {ctx.pseudonyms.subject(s.identifier): s for s in students}
+    keys = {row["subject_key"]: row["leerlingid"] for row in rows}
     found: dict[str, str] = {}
-    rows = conn.execute(
+    stored = conn.execute(
         select(student.c.subject_key, student.c.school, student.c.leerlingid).where(
             student.c.subject_key.in_(list(keys))
         )
     )
-    for row in rows:
-        mine = keys[row.subject_key]
-        if (row.school, row.leerlingid) != (school, mine.leerlingid):
+    for row in stored:
+        if (row.school, row.leerlingid) != (school, keys[row.subject_key]):
             found[row.subject_key] = row.school
     return found
 
@@ -261,9 +260,11 @@ def pull_school(
         while pending is not None:
             upcoming = next(chunks, None)  # read ahead: the last batch also closes the pull
             good, refused = _map_batch(pending, mapping, location, school_year, dedupe, report)
+            moment = now()
+            rows = student_rows([s for _, s in good], ctx.pseudonyms, moment)
             with ctx.engine.begin() as conn:
                 row.open(conn)
-                _write_batch(conn, ctx, good, refused, report, origin, now())
+                _write_batch(conn, good, rows, refused, report, origin, moment)
                 if upcoming is None:
                     row.finish(conn, now(), origin)
             if progress:
@@ -307,19 +308,19 @@ def _map_batch(
 
 def _write_batch(
     conn: Connection,
-    ctx: HubContext,
     good: list[tuple[RawRecord, Student]],
+    rows: list[dict[str, Any]],
     refused: list[_Refused],
     report: PullReport,
     origin: str,
     moment: datetime,
 ) -> None:
-    elsewhere = _taken_elsewhere(conn, ctx, report.school, [s for _, s in good])
-    students: list[Student] = []
-    for record, s in good:
-        other = elsewhere.get(ctx.pseudonyms.subject(s.identifier))
+    elsewhere = _taken_elsewhere(conn, report.school, rows)
+    accepted: list[dict[str, Any]] = []
+    for (record, s), row in zip(good, rows, strict=True):
+        other = elsewhere.get(row["subject_key"])
         if other is None:
-            students.append(s)
+            accepted.append(row)
             continue
         kind = "bsn" if isinstance(s.identifier, Bsn) else "onderwijsnummer"
         refused.append(
@@ -332,7 +333,7 @@ def _write_batch(
                 ),
             )
         )
-    result = save_students(conn, students, ctx.pseudonyms, moment)
+    result = save_student_rows(conn, accepted)
     # ADR 7: one record for the students a batch created (their pseudonyms listed), one per
     # student whose data changed (naming the fields), one for the batch's refused records.
     created = [c.subject_key for c in result.changes if c.created]

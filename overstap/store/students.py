@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, tuple_, update
+from sqlalchemy import Connection, insert, select, update
 
 from overstap.audit.pseudonym import Pseudonymizer
 from overstap.domain.calendar import SchoolYear
@@ -189,25 +189,45 @@ def student_from_row(row: Any) -> Student:
     )
 
 
+def student_rows(
+    students: Sequence[Student], pseudonyms: Pseudonymizer, now: datetime
+) -> list[dict[str, Any]]:
+    """Rows with their fingerprints: build them before the write transaction (CPU work that
+    need not hold the database's write lock)."""
+    rows = [student_row(s, pseudonyms, now) for s in students]
+    for row in rows:
+        row["fingerprint"] = fingerprint(row)
+    return rows
+
+
 def save_students(
     conn: Connection, students: Sequence[Student], pseudonyms: Pseudonymizer, now: datetime
 ) -> UpsertResult:
     """Upsert keyed by school + leerlingid; a second run with the same data changes nothing."""
+    return save_student_rows(conn, student_rows(students, pseudonyms, now))
+
+
+def save_student_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> UpsertResult:
+    """`save_students` for rows made by `student_rows`."""
     result = UpsertResult()
-    rows = [student_row(s, pseudonyms, now) for s in students]
     if not rows:
         return result
-    for row in rows:
-        row["fingerprint"] = fingerprint(row)
     keys = [(r["school"], r["leerlingid"]) for r in rows]
     # Only the fingerprints first: most rows of a pull are unchanged, and reading whole rows
     # (JSON, dates) costs more than the rest of the upsert. Changed rows are read in full below.
+    # One query per school with `leerlingid IN (...)`: SQLite cannot use the (school,
+    # leerlingid) index for a row-value IN list and scans the table instead (measured: the
+    # lookup grew with the table, 200 µs per statement at 20,000 students).
+    by_school: dict[str, list[str]] = {}
+    for school, leerlingid in keys:
+        by_school.setdefault(school, []).append(leerlingid)
     known = {
         (e.school, e.leerlingid): e
+        for school, ids in by_school.items()
         for e in conn.execute(
             select(
                 student.c.id, student.c.school, student.c.leerlingid, student.c.fingerprint
-            ).where(tuple_(student.c.school, student.c.leerlingid).in_(keys))
+            ).where(student.c.school == school, student.c.leerlingid.in_(ids))
         )
     }
     changed_ids = [
