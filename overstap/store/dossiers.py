@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, insert, select, tuple_, update
+from sqlalchemy import Connection, Select, insert, select, update
 
 from overstap.domain.calendar import SchoolYear
 from overstap.domain.dossier import (
@@ -188,12 +188,16 @@ def save_dossiers(
     result = DossierSaveResult()
     if not dossiers:
         return result
-    keys = {(str(d.student.school), d.student.leerlingid) for d in dossiers}
+    by_school: dict[str, set[str]] = {}
+    for d in dossiers:
+        by_school.setdefault(str(d.student.school), set()).add(d.student.leerlingid)
+    # Per school: SQLite scans the table for a row-value IN list (store/students.py).
     student_ids = {
         (r.school, r.leerlingid): r.id
+        for school, ids in by_school.items()
         for r in conn.execute(
             select(student_table.c.id, student_table.c.school, student_table.c.leerlingid).where(
-                tuple_(student_table.c.school, student_table.c.leerlingid).in_(keys)
+                student_table.c.school == school, student_table.c.leerlingid.in_(sorted(ids))
             )
         )
     }
