@@ -232,7 +232,7 @@ def pull_school(
     mapping = mapping or load_mapping(source.mapping)
     location = BrinVestiging.parse(source.location)
     started = now()
-    with ctx.engine.connect() as conn:
+    with ctx.engine.connect().execution_options(read_only=True) as conn:
         since = conn.execute(
             select(sis_source.c.watermark).where(sis_source.c.school == source.location)
         ).scalar_one_or_none()

@@ -57,14 +57,14 @@ def region_sources(region_dir: Path) -> list[SisSchool]:
 
 
 def configured_locations(ctx: HubContext) -> list[str]:
-    with ctx.engine.connect() as conn:
+    with ctx.engine.connect().execution_options(read_only=True) as conn:
         return list(
             conn.execute(select(sis_source.c.school).order_by(sis_source.c.school)).scalars()
         )
 
 
 def source_for(ctx: HubContext, location: str) -> SisSchool:
-    with ctx.engine.connect() as conn:
+    with ctx.engine.connect().execution_options(read_only=True) as conn:
         row = conn.execute(select(sis_source).where(sis_source.c.school == location)).first()
     if row is None:
         raise ConfigurationError(
@@ -75,7 +75,7 @@ def source_for(ctx: HubContext, location: str) -> SisSchool:
 
 def current_school_year(ctx: HubContext, location: str) -> SchoolYear:
     """The school year the pulled students are in: today's, unless the region says otherwise."""
-    with ctx.engine.connect() as conn:
+    with ctx.engine.connect().execution_options(read_only=True) as conn:
         known = conn.execute(
             select(vo_school.c.location).where(vo_school.c.location == location)
         ).first()
