@@ -15,7 +15,8 @@ Verification (`WsVerifier.verify`) does not let the signature describe itself (A
 Before xmlsec runs, the envelope must have the Edukoppeling shape: a SOAP 1.1 Envelope with one
 Header and one Body holding one element; the Header holds WS-Addressing headers (each at most
 once) and exactly one wsse:Security, nothing else (fault 0010); exactly one ds:Signature in the
-whole document, inside that Security header. The parts that must be signed are found by
+Header, a child of that Security header (a signature inside the Body is the payload's own, e.g.
+a signed dossier's, for `overstap.xml.dsig` to check on `body_child`). The parts that must be signed are found by
 *position* (Envelope/Body, Security/Timestamp, Header/wsa:*, Security/SignatureConfirmation),
 never by id; every Id in the document is unique; each Reference is a same-document "#id" that
 resolves to one of those parts, and every part is referenced exactly once. So a signed Body moved
@@ -347,7 +348,7 @@ class VerifiedMessage:
     relates_to: str | None
     from_: str | None
     reply_to: str | None
-    body_child: Any  # the Body's one element child, from the Body that was signed
+    body_child: etree._Element  # the Body's one element child, from the Body that was signed
 
 
 @dataclass(frozen=True)
@@ -402,9 +403,9 @@ class WsVerifier:
         wsa, security = _headers(header)
         is_response = expected_relates_to is not None or require_confirmation is not None
         _required_addressing(wsa, is_response)
-        signature = _the_signature(root, security)
+        signature = _the_signature(header, security)
         ids = _unique_ids(root)
-        timestamp, token, confirmation = _security_children(security, signature)
+        timestamp, token, confirmation = _security_children(security)
         if require_confirmation is not None and confirmation is None:
             raise _reject("the response carries no SignatureConfirmation", "WSS-CONFIRMATION")
         parts: dict[Any, str] = {body: "Body", timestamp: "Timestamp"}
@@ -413,6 +414,7 @@ class WsVerifier:
             parts[confirmation] = "SignatureConfirmation"
         references = _check_signed_info(signature)
         resolved = _match_references(references, ids, parts)
+        _no_strangers(security)
         certificate = _token_certificate(signature, token, ids)
         now = self._clock()
         try:
@@ -436,8 +438,8 @@ class WsVerifier:
         _check_timestamp(timestamp, now, max_skew, max_age)
         value = "".join((signature.findtext(_DS + "SignatureValue") or "").split())
         if require_confirmation is not None:
-            echoed = "".join((confirmation.get("Value") or "").split())
-            if not hmac.compare_digest(echoed, "".join(require_confirmation.split())):
+            echoed = "".join((confirmation.get("Value") or "").split()).encode()
+            if not hmac.compare_digest(echoed, "".join(require_confirmation.split()).encode()):
                 raise _reject(
                     "SignatureConfirmation does not echo our request's signature",
                     "WSS-CONFIRMATION",
@@ -537,6 +539,12 @@ def _headers(header: Any) -> tuple[dict[str, Any], Any]:
     securities = []
     for child in header:
         tag = child.tag
+        if not isinstance(tag, str):  # a comment or PI: only in a tree not from overstap.xml.safe
+            raise _reject(
+                "the Header holds a comment or processing instruction",
+                "WSS-ENVELOPE",
+                FAULT_INVALID_ENVELOPE,
+            )
         if tag == _WSSE + "Security":
             securities.append(child)
         elif tag.startswith(_WSA) and tag[len(_WSA) :] in _WSA_HEADERS:
@@ -589,13 +597,16 @@ def _address(element: Any) -> str | None:
     return _text(element.find(_WSA + "Address"))
 
 
-def _the_signature(root: Any, security: Any) -> Any:
-    signatures = root.findall(".//" + _DS + "Signature")
+def _the_signature(header: Any, security: Any) -> Any:
+    # A ds:Signature inside the Body belongs to the payload (a dossier carries its own enveloped
+    # signature, ADR 4 and 6) and is checked by `overstap.xml.dsig` on the body child; xmlsec only
+    # ever runs on the one found here, so a payload signature cannot stand in for it.
+    signatures = header.findall(".//" + _DS + "Signature")
     if not signatures:
         raise _reject("the message is not signed", "WSS-MISSING")
     if len(signatures) > 1:
         raise _reject(
-            f"the message holds {len(signatures)} signatures, exactly one is allowed",
+            f"the Header holds {len(signatures)} signatures, exactly one is allowed",
             "WSS-STRUCTURE",
         )
     signature = signatures[0]
@@ -615,7 +626,7 @@ def _unique_ids(root: Any) -> dict[str, Any]:
     return ids
 
 
-def _security_children(security: Any, signature: Any) -> tuple[Any, Any, Any]:
+def _security_children(security: Any) -> tuple[Any, Any, Any]:
     found: dict[str, list[Any]] = {}
     for child in security:
         name = {
@@ -624,13 +635,10 @@ def _security_children(security: Any, signature: Any) -> tuple[Any, Any, Any]:
             _WSSE11 + "SignatureConfirmation": "SignatureConfirmation",
             _DS + "Signature": "Signature",
         }.get(child.tag)
-        if name is None:
-            raise _reject(
-                "wsse:Security holds an element other than Timestamp, BinarySecurityToken, "
-                "SignatureConfirmation and Signature",
-                "WSS-STRUCTURE",
-            )
-        found.setdefault(name, []).append(child)
+        # Anything else is refused after the references are matched (`_no_strangers`), so that
+        # a signed part hidden in here is reported as the wrapping attempt it is.
+        if name is not None:
+            found.setdefault(name, []).append(child)
     for name, elements in found.items():
         if len(elements) > 1:
             raise _reject(f"wsse:Security holds more than one {name}", "WSS-STRUCTURE")
@@ -640,6 +648,21 @@ def _security_children(security: Any, signature: Any) -> tuple[Any, Any, Any]:
         raise _reject("wsse:Security holds no BinarySecurityToken", "WSS-KEYINFO")
     confirmation = found.get("SignatureConfirmation", [None])[0]
     return found["Timestamp"][0], found["BinarySecurityToken"][0], confirmation
+
+
+def _no_strangers(security: Any) -> None:
+    known = (
+        _WSU + "Timestamp",
+        _WSSE + "BinarySecurityToken",
+        _WSSE11 + "SignatureConfirmation",
+        _DS + "Signature",
+    )
+    if any(child.tag not in known for child in security):
+        raise _reject(
+            "wsse:Security holds an element other than Timestamp, BinarySecurityToken, "
+            "SignatureConfirmation and Signature",
+            "WSS-STRUCTURE",
+        )
 
 
 def _inclusive_prefixes(element: Any) -> tuple[str, ...]:
