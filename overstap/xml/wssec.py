@@ -564,7 +564,7 @@ def _headers(header: Any) -> tuple[dict[str, Any], Any]:
     if not securities:
         raise _reject("the message has no wsse:Security header", "WSS-MISSING")
     if len(securities) > 1:
-        raise _reject("the message has more than one wsse:Security header", "WSS-MISSING")
+        raise _reject("the message has more than one wsse:Security header", "WSS-STRUCTURE")
     security = securities[0]
     if security.get(_SOAP + "actor") is not None:
         # A Security header addressed to another SOAP node is not ours to rely on.

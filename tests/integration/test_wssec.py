@@ -765,7 +765,11 @@ def test_xmlsec1_verifies_what_we_sign(
         tampered = tmp_path / f"{name}-tampered.xml"
         tampered.write_bytes(with_x509.read_bytes().replace(b"urn:overstap", b"urn:overstaq", 1))
         bad = subprocess.run(
-            [*args, str(tampered)], capture_output=True, text=True, timeout=60, check=False
+            [*args, "--verification-gmt-time", NOW.strftime("%Y-%m-%d %H:%M:%S"), str(tampered)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert bad.returncode != 0
 
@@ -805,3 +809,71 @@ def test_signed_dossier_in_the_body(pki: PkiLayout, school: WsSigner, verifier: 
         ),
     )
     _rejected(lambda: _verify(verifier, two), "WSS-STRUCTURE")
+
+
+def test_unknown_element_in_the_security_header(school: WsSigner, verifier: WsVerifier) -> None:
+    """Nothing unsigned rides along in wsse:Security (a UsernameToken, an unsigned assertion)."""
+    data, _ = _request(school)
+    extra = _mutate(
+        data,
+        lambda r: etree.SubElement(
+            etree.SubElement(_security(r), WSSE + "UsernameToken"), WSSE + "Username"
+        ).__setattr__("text", "admin"),
+    )
+    _rejected(lambda: _verify(verifier, extra), "WSS-STRUCTURE")
+    second_token = _mutate(
+        data,
+        lambda r: _security(r).insert(
+            1, copy.deepcopy(_security(r).find(f"{WSSE}BinarySecurityToken"))
+        ),
+    )
+    # The copy carries the same wsu:Id, so it is caught as a duplicate even before the count.
+    _rejected(lambda: _verify(verifier, second_token), "WSS-DUPLICATE-ID")
+
+
+def _move_signature_into_reply_to(root: Any) -> None:
+    signature = root.find(f".//{DS}Signature")
+    root.find(f"{SOAP}Header/{WSA}ReplyTo").append(signature)
+
+
+@pytest.mark.parametrize(
+    ("change", "rule"),
+    [
+        (_move_signature_into_reply_to, "WSS-WRAPPING"),
+        (lambda r: _security(r).set(SOAP + "actor", "urn:some-other-node"), "WSS-STRUCTURE"),
+        (
+            lambda r: r.find(f"{SOAP}Header").append(copy.deepcopy(_security(r))),
+            "WSS-STRUCTURE",  # two Security headers: which one counts is not ours to guess
+        ),
+        (lambda r: _signed_info(r).find(f"{DS}Reference").set("Type", "urn:x"), "WSS-REFERENCE"),
+        (
+            lambda r: (
+                _signed_info(r)
+                .find(f"{DS}CanonicalizationMethod")
+                .set("Algorithm", "http://www.w3.org/TR/2001/REC-xml-c14n-20010315")
+            ),
+            "WSS-ALGORITHM",
+        ),
+    ],
+)
+def test_structure_rules(
+    school: WsSigner, verifier: WsVerifier, change: Callable[[Any], None], rule: str
+) -> None:
+    data, _ = _request(school)
+    _rejected(lambda: _verify(verifier, _mutate(data, change)), rule)
+
+
+def test_signer_and_verifier_are_shared_between_threads(
+    school: WsSigner, verifier: WsVerifier
+) -> None:
+    """One signer and one verifier per process serve every worker thread (keys loaded once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def round_trip(i: int) -> str:
+        env = build_envelope(_dossier(), to="urn:x", action=ACTION, message_id=f"urn:m:{i}")
+        school.sign(env, now=NOW)
+        return _verify(verifier, canonical_bytes(env)).message_id
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        ids = list(pool.map(round_trip, range(80)))
+    assert ids == [f"urn:m:{i}" for i in range(80)]
