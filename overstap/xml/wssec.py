@@ -275,6 +275,11 @@ class WsSigner:
             raise ValueError("the envelope is signed already")
         if ttl <= timedelta(0):
             raise ValueError("ttl must be positive")
+        if any(not _is_wsa(h) for h in header):
+            # Edukoppeling: no custom headers (a receiver answers fault 0010).
+            raise ValueError("the Header may hold only WS-Addressing headers")
+        if len(body) != 1:
+            raise ValueError("the Body must hold exactly one element (Edukoppeling)")
         # Edukoppeling 2W-be-S: Body, every WS-Addressing header and the Timestamp, each signed.
         parts: list[Any] = [body, *(h for h in header if _is_wsa(h))]
 
@@ -317,7 +322,11 @@ class WsSigner:
         xmlsec.tree.add_ids(envelope, ["Id"])
         ctx = xmlsec.SignatureContext()
         ctx.key = self._key
-        ctx.sign(signature)
+        try:
+            ctx.sign(signature)
+        except xmlsec.Error:
+            header.remove(security)  # no half-signed envelope is left behind
+            raise
         # KeyInfo is not covered by the signature (nothing in it is read as data): appended after.
         key_info = etree.SubElement(signature, _DS + "KeyInfo")
         reference = etree.SubElement(
@@ -330,7 +339,9 @@ class WsSigner:
 
 
 def _is_wsa(element: Any) -> bool:
-    return isinstance(element.tag, str) and element.tag.startswith(_WSA)
+    """A WS-Addressing 1.0 message header (the verifier accepts exactly these)."""
+    tag = element.tag
+    return isinstance(tag, str) and tag.startswith(_WSA) and tag[len(_WSA) :] in _WSA_HEADERS
 
 
 # --- verifying -----------------------------------------------------------------------------------

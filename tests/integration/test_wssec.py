@@ -249,6 +249,10 @@ def test_signing_twice_is_refused(school: WsSigner) -> None:
     school.sign(env, now=NOW)
     with pytest.raises(ValueError, match="signed already"):
         school.sign(env, now=NOW)
+    custom = build_envelope(_dossier(), to="urn:x", action=ACTION, message_id=REQUEST_ID)
+    etree.SubElement(custom.find(f"{SOAP}Header"), "{urn:x}custom")
+    with pytest.raises(ValueError, match="only WS-Addressing"):
+        school.sign(custom, now=NOW)
 
 
 def test_response_with_signature_confirmation(
