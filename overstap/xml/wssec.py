@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -121,6 +122,7 @@ _HASHES: Final = {
 }
 assert frozenset(_HASHES) == DIGEST_METHODS  # one list of acceptable digests, shared with dsig
 
+_ID_REFERENCE: Final = re.compile(r"#[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 _ID_XPATH: Final = (
     f"//@*[local-name()='Id'] | //@*[local-name()='id' and namespace-uri()='{XML_NS}']"
 )
@@ -749,8 +751,9 @@ def _match_references(
     resolved: list[tuple[_Reference, Any]] = []
     covered: set[str] = set()
     for ref in references:
-        # Only same-document "#id" references: no "" (whole document), XPointer or remote URIs.
-        if not ref.uri.startswith("#") or len(ref.uri) < 2 or "(" in ref.uri:
+        # Only same-document "#id" references with a plain NCName: no "" (whole document), no
+        # XPointer, no remote URI, no escapes that xmlsec might decode to another id than ours.
+        if _ID_REFERENCE.fullmatch(ref.uri) is None:
             raise _reject("only same-document #id references are allowed", "WSS-REFERENCE")
         element = ids.get(ref.uri[1:])
         if element is None:

@@ -354,7 +354,9 @@ def test_signature_removed(school: WsSigner, verifier: WsVerifier) -> None:
     _rejected(lambda: _verify(verifier, no_security), "WSS-MISSING")
 
 
-@pytest.mark.parametrize("target", ["token", "nowhere", "whole-document", "xpointer"])
+@pytest.mark.parametrize(
+    "target", ["token", "nowhere", "whole-document", "xpointer", "escaped", "remote"]
+)
 def test_reference_to_a_different_id(
     pki: PkiLayout, school: WsSigner, verifier: WsVerifier, target: str
 ) -> None:
@@ -367,6 +369,9 @@ def test_reference_to_a_different_id(
             "nowhere": "#id-does-not-exist",
             "whole-document": "",
             "xpointer": "#xpointer(/)",
+            "escaped": "#" + root.find(f"{SOAP}Body").get(WSU_ID).replace("-", "%2D"),
+            "remote": "https://evil.example.invalid/doc.xml#"
+            + root.find(f"{SOAP}Body").get(WSU_ID),
         }[target]
         ref.set("URI", uri)
         _resign(root, _private_key(pki, "vo"))
