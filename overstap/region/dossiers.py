@@ -27,6 +27,7 @@ from overstap.domain.dossier import (
     StudentPart,
     WarmeOverdracht,
 )
+from overstap.domain.states import DossierState
 from overstap.domain.student import Contact, Level, Student
 from overstap.region.model import Region, StudentRecord
 
@@ -143,6 +144,7 @@ def scenario_dossier(record: StudentRecord, region: Region) -> Dossier | None:
         student=student,
         receiving=scenario.applies_to,
         programme=scenario.programme,
+        state=DossierState.DEEL_B_INGEVULD,  # both parts are filled in; approval comes next
         student_part=StudentPart(
             motivation=_pick(_MOTIVATIONS, key, "motivatie"),
             study_choice=_pick(_CHOICES, key, "studiekeuze"),

@@ -228,3 +228,38 @@ quarantine = Table(
     Column("message", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+
+# --- Delivery (migration 0004) -----------------------------------------------------------------
+
+delivery_route = Table(
+    "delivery_route",
+    metadata,
+    # How an institution takes deliveries; settings point at secrets, never hold them.
+    Column("brin", String(4), ForeignKey("mbo_institution.brin"), primary_key=True),
+    Column("transport", String(10), nullable=False),  # soap, sftp
+    Column("settings", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # One outgoing message with its MessageID and exact bytes (the transactional outbox).
+    Column("message_id", String(64), primary_key=True),
+    Column("kind", String(20), nullable=False),  # dossier
+    Column("object_ref", String(64), nullable=False, index=True),  # e.g. the dossier id
+    Column("recipient", String(4), nullable=False, index=True),  # mbo BRIN
+    Column("transport", String(10), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("payload_sha256", String(64), nullable=False),
+    Column("state", String(20), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("receipt", Text),  # what the receiver answered (ids and codes only)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+)
