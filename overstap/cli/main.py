@@ -44,6 +44,10 @@ dossier_app = typer.Typer(
 app.add_typer(dossier_app, name="dossier")
 sis_app = typer.Typer(no_args_is_help=True, help="Student-administration (SIS) exports.")
 app.add_typer(sis_app, name="sis")
+outbox_app = typer.Typer(
+    no_args_is_help=True, help="Outgoing messages: queue, retries, dead letters."
+)
+app.add_typer(outbox_app, name="outbox")
 
 console = Console()
 err = Console(stderr=True)
@@ -354,6 +358,71 @@ def sis_pull(
         console.print(escape(f"  {rule}: {count} (e.g. {where})"), highlight=False)
     if report.quarantined:
         raise typer.Exit(1)
+
+
+@outbox_app.command("list")
+def outbox_list(
+    state: Annotated[
+        str | None,
+        typer.Option(help="Only this state: queued, sending, retry_wait, delivered, dead_letter."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
+) -> None:
+    """Counts per state, then the messages (ids, recipients, attempts, last error; no content)."""
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    from overstap.bootstrap import HubContext
+    from overstap.domain.delivery import DeliveryState
+    from overstap.store.outbox import Outbox
+
+    try:
+        chosen = DeliveryState(state) if state else None
+    except ValueError:
+        known = ", ".join(s.value for s in DeliveryState)
+        raise _fail(f"--state must be one of {known}") from None
+    ctx = HubContext.open()
+    with ctx.engine.connect().execution_options(read_only=True) as conn:
+        box = Outbox(conn, datetime.now(UTC))
+        counts = box.counts()
+        rows = box.listing(state=chosen, limit=limit)
+    console.print(
+        "  ".join(f"{s.value}: {counts.get(s.value, 0):,}" for s in DeliveryState), highlight=False
+    )
+    table = Table("message id", "object", "to", "via", "state", "tries", "next try", "last error")
+    for r in rows:
+        table.add_row(
+            r["message_id"],
+            r["object_ref"],
+            r["recipient"],
+            r["transport"],
+            r["state"],
+            str(r["attempts"]),
+            str(r["next_attempt_at"])[:19] if r["state"] == "retry_wait" else "",
+            escape((r["last_error"] or "")[:60]),
+        )
+    console.print(table)
+
+
+@outbox_app.command("replay")
+def outbox_replay(message_id: str) -> None:
+    """Send a dead-lettered message again, with the same MessageID (the receiver deduplicates)."""
+    from datetime import UTC, datetime
+
+    from overstap.bootstrap import HubContext
+    from overstap.domain.errors import InvalidTransition
+    from overstap.store.outbox import Outbox
+
+    ctx = HubContext.open()
+    try:
+        with ctx.engine.begin() as conn:
+            Outbox(conn, datetime.now(UTC)).replay(message_id)
+    except KeyError:
+        raise _fail(f"no message {message_id} in the outbox") from None
+    except InvalidTransition as exc:
+        raise _fail(f"{message_id} cannot be replayed: {exc}") from None
+    console.print(f"{message_id}: queued again (same MessageID)")
 
 
 @app.command()
