@@ -8,14 +8,15 @@ Guarantees, in the order a receiver relies on them:
 - The manifest comes last: `manifest-<batchid>.xml` (manifest.xsd: name, size and sha256 of
   every file of the batch, signed by the hub, ADR 6) is renamed into place only after every file
   has been, so a receiver that sees the manifest can read every file it lists.
-- Re-delivery is idempotent: a file whose final name already holds the same size and sha256
-  (read back and hashed: a size alone would not tell an older version of the same message id
-  apart) is skipped. Anything else under that name is replaced. A `.part` left by a failed
-  attempt is simply overwritten by the next one (opened with truncation), never read.
+- Re-delivery is idempotent: a file whose final name already holds the same size and the same
+  bytes is skipped. Same size is asked of one listing; the bytes are then read back (pipelined,
+  like the uploads) and compared whole, which is stronger than comparing sha256 digests and as
+  cheap: a size alone would not tell another version under the same message id apart.
+  Anything else under that name is replaced. A `.part` left by a failed attempt is simply
+  overwritten by the next one (opened with truncation), never read.
 
 Speed: one SSH connection per batch (a connection costs 120-240 ms); on it, the control channel
-(paramiko's SFTPClient: listing, reading back for the skip check) and `channels` upload channels,
-one thread each. An upload channel pipelines whole files, not only the writes of one file
+(paramiko's SFTPClient, for the listing) and `channels` upload channels, one thread each. An upload channel pipelines whole files, not only the writes of one file
 (`_RawSftp`): with paramiko's SFTPClient every OPEN, CLOSE, STAT and RENAME waits for its reply,
 and even on 8 channels with pipelined writes that delivered 2,000 files of 9 KB at 0.7-0.9x the
 rate of OpenSSH's `sftp -b`; pipelined as here it is 1.6-3x (bench/delivery.py).
@@ -92,7 +93,8 @@ class ManifestInfo:
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    """`bytes` counts what was written this time: the delivered files and the manifest."""
+    """`bytes` counts what was written this time (the delivered files and the manifest);
+    `seconds` runs from connecting to the manifest in place."""
 
     delivered: list[str]
     skipped: list[str]
@@ -167,13 +169,10 @@ class SftpDelivery:
             batch = _Batch(target, folder, sftp, transport, self._channels)
             existing = batch.existing_sizes()
             # Read back only what could be there already: re-delivery after a failure.
-            skipped = [
-                f.name for f in files if existing.get(f.name) == len(f.data) and batch.same(f)
-            ]
+            skipped = batch.identical([f for f in files if existing.get(f.name) == len(f.data)])
             kept = set(skipped)
-            batch.upload([f for f in files if f.name not in kept])
+            delivered = batch.upload([f for f in files if f.name not in kept])
             batch.upload_last(manifest.file_name, document)
-            delivered = batch.delivered
         finally:
             sftp.close()
             ssh.close()
@@ -209,8 +208,7 @@ class _Batch:
         self._lock = threading.Lock()
         self._error: Exception | None = None
         self._stopping = threading.Event()
-        self._open: list[_RawSftp] = []
-        self.delivered: list[str] = []
+        self._open: dict[int, _RawSftp] = {}  # one thread uses one index at a time
 
     def existing_sizes(self) -> dict[str, int]:
         """Regular files already in the folder by name, with their sizes (one round trip)."""
@@ -220,24 +218,34 @@ class _Batch:
             raise self._classify(exc) from None
         return {e.filename: e.st_size or 0 for e in entries if stat.S_ISREG(e.st_mode or 0)}
 
-    def same(self, f: OutgoingFile) -> bool:
-        """Whether the final name holds exactly these bytes (only asked when the size matches)."""
+    def identical(self, files: Sequence[OutgoingFile]) -> list[str]:
+        """Names of `files` already in place with exactly their bytes (read back, compared)."""
+        return self._parallel(files, lambda channel, work: channel.identical(work))
+
+    def upload(self, files: Sequence[OutgoingFile]) -> list[str]:
+        """Upload `files`; return their names (all of them, or an error is raised)."""
+        return self._parallel(files, lambda channel, work: channel.upload(work, self._stopping))
+
+    def upload_last(self, name: str, data: bytes) -> None:
+        """One file after everything else (the manifest), on a channel opened already."""
         try:
-            with self._sftp.open(self._path(f.name), "rb") as remote:
-                remote.prefetch(len(f.data))  # pipelined reads: one round trip per window
-                there = remote.read()
+            self._channel(0).upload(iter([(name, data)]), threading.Event())
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise self._classify(exc) from None
-        return hashlib.sha256(there).digest() == hashlib.sha256(f.data).digest()
 
-    def upload(self, files: Sequence[OutgoingFile]) -> None:
-        """Upload on up to `channels` channels, each fed from one queue; first error stops all."""
+    def _parallel(
+        self,
+        files: Sequence[OutgoingFile],
+        job: Callable[[_RawSftp, Iterator[tuple[str, bytes]]], list[str]],
+    ) -> list[str]:
+        """Run `job` on up to `channels` channels, all fed from one queue; first error stops all."""
         work: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         for f in files:
             work.put((f.name, f.data))
+        results: list[str] = []
         threads = [
-            threading.Thread(target=self._worker, args=(work,), daemon=True)
-            for _ in range(min(self._channels, len(files)))
+            threading.Thread(target=self._worker, args=(i, job, work, results), daemon=True)
+            for i in range(min(self._channels, len(files)))
         ]
         for t in threads:
             t.start()
@@ -245,27 +253,28 @@ class _Batch:
             t.join()
         if self._error is not None:
             raise self._error
+        return results
 
-    def upload_last(self, name: str, data: bytes) -> None:
-        """One file after everything else (the manifest), on a channel opened already if any."""
-        try:
-            channel = self._open[0] if self._open else self._channel()
-            channel.upload(iter([(name, data)]), threading.Event())
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise self._classify(exc) from None
-
-    def _channel(self) -> _RawSftp:
-        channel = _RawSftp(self._transport, self._folder, self._target.timeout)
-        with self._lock:
-            self._open.append(channel)
+    def _channel(self, index: int) -> _RawSftp:
+        """Channel `index`, opened on first use and kept for the batch's later steps."""
+        channel = self._open.get(index)
+        if channel is None:
+            channel = self._open[index] = _RawSftp(
+                self._transport, self._folder, self._target.timeout
+            )
         return channel
 
-    def _worker(self, work: queue.SimpleQueue[tuple[str, bytes]]) -> None:
+    def _worker(
+        self,
+        index: int,
+        job: Callable[[_RawSftp, Iterator[tuple[str, bytes]]], list[str]],
+        work: queue.SimpleQueue[tuple[str, bytes]],
+        results: list[str],
+    ) -> None:
         try:
-            channel = self._channel()
-            delivered = channel.upload(_drain(work), self._stopping)
+            names = job(self._channel(index), _drain(work))
             with self._lock:
-                self.delivered += delivered
+                results += names
         except Exception as exc:
             with self._lock:
                 first_error = self._error is None
@@ -276,9 +285,6 @@ class _Batch:
                 # Unblock the other channels at once instead of letting each run into its
                 # timeout; their errors after this are consequences, not causes.
                 self._transport.close()
-
-    def _path(self, name: str) -> str:
-        return posixpath.join(self._folder, name)
 
     def _where(self) -> str:
         return f"{self._target.host}:{self._target.port}"
@@ -315,11 +321,11 @@ class _TornUpload(OSError):
 
 
 # SFTP version 3 (draft-ietf-secsh-filexfer-02), the subset an upload needs.
-_INIT, _VERSION, _OPEN, _CLOSE, _WRITE, _FSTAT = 1, 2, 3, 4, 6, 8
-_EXTENDED, _STATUS, _HANDLE, _ATTRS = 200, 101, 102, 105
-_WRITE_CREATE_TRUNCATE = 0x02 | 0x08 | 0x10
+_INIT, _VERSION, _OPEN, _CLOSE, _READ_REQ, _WRITE, _FSTAT = 1, 2, 3, 4, 5, 6, 8
+_EXTENDED, _STATUS, _HANDLE, _DATA, _ATTRS = 200, 101, 102, 103, 105
+_READ, _WRITE_CREATE_TRUNCATE = 0x01, 0x02 | 0x08 | 0x10
 _ATTR_SIZE = 0x01
-_NO_SUCH_FILE, _PERMISSION_DENIED = 2, 3
+_EOF, _NO_SUCH_FILE, _PERMISSION_DENIED = 1, 2, 3
 _POSIX_RENAME = b"posix-rename@openssh.com"
 _CHUNK = 32768  # the WRITE size every SFTP server must accept
 _IN_FLIGHT_FILES = 64
@@ -489,6 +495,74 @@ class _RawSftp:
         pending[request_id] = (up, kind)
         return _request(kind, request_id, *fields)
 
+    def identical(self, items: Iterator[tuple[str, bytes]]) -> list[str]:
+        """Names among `items` whose final file holds exactly these bytes, read back pipelined.
+
+        Anything unexpected (gone, shorter, other bytes) counts as different: re-uploading is
+        always correct, skipping only when the bytes are known to be the same.
+        """
+        pending: dict[int, tuple[_Upload, int, int]] = {}  # id -> (file, request kind, offset)
+        out: list[bytes] = []
+        same: list[str] = []
+        in_flight: dict[_Upload, dict[int, bytes]] = {}  # file -> data read, by offset
+        queued_bytes = 0
+        exhausted = False
+
+        def send(up: _Upload, kind: int, offset: int, *fields: bytes) -> None:
+            request_id = next(self._ids)
+            pending[request_id] = (up, kind, offset)
+            out.append(_request(kind, request_id, *fields))
+
+        while True:
+            while (
+                not exhausted
+                and len(in_flight) < _IN_FLIGHT_FILES
+                and queued_bytes < _IN_FLIGHT_BYTES
+            ):
+                item = next(items, None)
+                if item is None:
+                    exhausted = True
+                    break
+                up = _Upload(self._folder, *item)
+                in_flight[up] = {}
+                queued_bytes += len(up.data)
+                send(up, _OPEN, 0, _string(up.final), _U32.pack(_READ), _U32.pack(0))
+            if not in_flight:
+                return same
+            if out:
+                self._channel.sendall(b"".join(out))
+                out.clear()
+            kind, body = self._reply()
+            (request_id,) = _U32.unpack_from(body)
+            up, sent, offset = pending.pop(request_id)
+            parts = in_flight[up]
+            if sent == _OPEN and kind == _HANDLE:
+                up.handle = self._handle(kind, body, up)
+                for at in range(0, len(up.data), _CHUNK):
+                    size = min(_CHUNK, len(up.data) - at)
+                    send(up, _READ_REQ, at, _string(up.handle), struct.pack(">QI", at, size))
+                send(up, _CLOSE, 0, _string(up.handle))
+                up.waiting = len(up.data) // _CHUNK + (len(up.data) % _CHUNK > 0) + 1
+                continue
+            if sent == _OPEN:  # no such file (any more): not the same
+                self._check_status(kind, body, up, missing_ok=True)
+                up.waiting = 0
+            elif sent == _READ_REQ:
+                if kind == _DATA:
+                    (length,) = _U32.unpack_from(body, 4)
+                    parts[offset] = body[8 : 8 + length]
+                else:  # EOF before the end: shorter than ours
+                    self._check_status(kind, body, up, missing_ok=True)
+                up.waiting -= 1
+            else:
+                self._check_status(kind, body, up)
+                up.waiting -= 1
+            if up.waiting == 0:
+                del in_flight[up]
+                queued_bytes -= len(up.data)
+                if b"".join(parts[at] for at in sorted(parts)) == up.data:
+                    same.append(up.name)
+
     def _handle(self, kind: int, body: bytes, up: _Upload) -> bytes:
         if kind != _HANDLE:
             self._check_status(kind, body, up)
@@ -506,11 +580,12 @@ class _RawSftp:
             raise _TornUpload(f"{up.name} arrived with {size} of {len(up.data)} bytes")
 
     @staticmethod
-    def _check_status(kind: int, body: bytes, up: _Upload) -> None:
+    def _check_status(kind: int, body: bytes, up: _Upload, *, missing_ok: bool = False) -> None:
+        """Raise for a failure status; with `missing_ok` a file that is gone or ends is fine."""
         if kind != _STATUS:
             raise OSError(f"{up.name}: unexpected SFTP reply {kind}")
         (code,) = _U32.unpack_from(body, 4)
-        if code == 0:
+        if code == 0 or (missing_ok and code in (_EOF, _NO_SUCH_FILE)):
             return
         (length,) = _U32.unpack_from(body, 8)
         message = f"{up.name}: {body[12 : 12 + length].decode(errors='replace')}"
