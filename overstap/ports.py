@@ -6,7 +6,7 @@ Adapters live in `connectors/` (real) and in tests (fakes); both pass the same c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
@@ -50,3 +50,49 @@ class SisConnector(Protocol):
     """
 
     def fetch(self, school: SisSchool, since: str | None) -> Iterator[ExportDocument]: ...
+
+
+# --- Delivery to receivers (issue: delivery) ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How one receiver takes deliveries: transport and its settings (no secrets inline)."""
+
+    recipient: str  # mbo BRIN (later: a municipality code)
+    transport: str  # soap, sftp
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to send: the outbox's MessageID and exact bytes."""
+
+    message_id: str
+    object_ref: str
+    payload: bytes
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What became of one message. `retryable` matters only when not `delivered`.
+
+    `detail` is for people and the audit chain: codes and ids, never content.
+    """
+
+    message_id: str
+    delivered: bool
+    retryable: bool = True
+    detail: str = ""
+
+
+class DeliveryTransport(Protocol):
+    """Sends a batch to one receiver; must be safe to call again with the same MessageIDs
+    (after a crash the hub cannot know what arrived): the receiver ends with each message once.
+
+    A failure of the whole batch before anything was sent may raise `RetryableDeliveryError`
+    or `ConfigurationError`; otherwise every message gets a `SendResult`.
+    """
+
+    def send(self, route: Route, messages: Sequence[Outgoing]) -> list[SendResult]: ...

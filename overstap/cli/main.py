@@ -408,21 +408,40 @@ def outbox_list(
 @outbox_app.command("replay")
 def outbox_replay(message_id: str) -> None:
     """Send a dead-lettered message again, with the same MessageID (the receiver deduplicates)."""
-    from datetime import UTC, datetime
-
     from overstap.bootstrap import HubContext
     from overstap.domain.errors import InvalidTransition
-    from overstap.store.outbox import Outbox
+    from overstap.services.delivery import replay
 
     ctx = HubContext.open()
     try:
-        with ctx.engine.begin() as conn:
-            Outbox(conn, datetime.now(UTC)).replay(message_id)
+        replay(ctx, message_id)
     except KeyError:
         raise _fail(f"no message {message_id} in the outbox") from None
     except InvalidTransition as exc:
         raise _fail(f"{message_id} cannot be replayed: {exc}") from None
     console.print(f"{message_id}: queued again (same MessageID)")
+
+
+@outbox_app.command("send")
+def outbox_send(
+    recipient: Annotated[str, typer.Option(help="Institution BRIN whose due messages to send.")],
+) -> None:
+    """One delivery round to one institution now (what the delivery DAG runs per institution)."""
+    from overstap.bootstrap import HubContext
+    from overstap.runtime.wiring import delivery_transport
+    from overstap.services.delivery import deliver_due, route_for
+
+    ctx = HubContext.open()
+    route = route_for(ctx, recipient)
+    report = deliver_due(ctx, route, delivery_transport(route.transport))
+    console.print(
+        f"{recipient}: {report.claimed} due, {report.delivered} delivered, "
+        f"{report.retrying} to retry, {report.dead_letter} dead letters"
+    )
+    for message_id, detail in report.details.items():
+        console.print(escape(f"  {message_id}: {detail}"), highlight=False)
+    if report.dead_letter:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -158,6 +158,9 @@ class Outbox:
             raise KeyError(message_id)
         return row
 
+    def item(self, message_id: str) -> OutboxItem:
+        return _item(self._current(message_id))
+
     def delivered(self, message_id: str, receipt: str = "") -> None:
         row = self._current(message_id)
         DELIVERY.transition(DeliveryState(row.state), DeliveryState.DELIVERED)

@@ -7,36 +7,26 @@ the dead letter; a replay keeps the MessageID."""
 from __future__ import annotations
 
 import random
-from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
-from dossier_samples import MBO, SCHOOL, golden_cases
+from hub_setup import MBO, NOW, TODAY, hub_with_dossiers, waiting_dossiers
 from sqlalchemy import Engine, select
 
-from overstap.audit.pseudonym import Pseudonymizer
-from overstap.bootstrap import HubContext
-from overstap.config import Settings
 from overstap.domain.delivery import DeliveryState, RetryPolicy
-from overstap.domain.dossier import Approver, Dossier, JaNee
 from overstap.domain.errors import InvalidTransition
-from overstap.domain.identifiers import Gemeentecode, Oin, RegionCode
-from overstap.domain.parties import DoorstroompuntRegion, MboInstitution, Municipality, VoSchool
+from overstap.domain.identifiers import Oin
 from overstap.domain.states import DossierState
 from overstap.pki import PartySpec, PkiLayout, init_dev_pki
 from overstap.services.outbox import approve_dossiers, queue_dossiers
 from overstap.services.pki import DEV_HUB_OIN
 from overstap.store.audit_log import AuditLog
-from overstap.store.dossiers import save_dossiers
 from overstap.store.outbox import Outbox
-from overstap.store.students import save_parties, save_students
 from overstap.store.tables import dossier as dossier_table
 from overstap.store.tables import outbox as outbox_table
 
 PASS = b"outbox-test-passphrase-1"
-TODAY = date(2026, 3, 1)
-NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -53,57 +43,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
     )
 
 
-def _cases() -> dict[str, Dossier]:
-    cases = {k: replace(d, state=DossierState.DEEL_B_INGEVULD) for k, d in golden_cases().items()}
-    base = cases["minor_guardian_exam"]
-    assert base.inzage is not None
-    cases["refused"] = replace(
-        base,
-        dossier_id="DOS-2025-000101",
-        student=replace(base.student, leerlingid="LL-2001"),
-        inzage=replace(base.inzage, toestemming=JaNee.NEE),
-    )
-    cases["later"] = replace(
-        base,
-        dossier_id="DOS-2025-000102",
-        student=replace(base.student, leerlingid="LL-2002"),
-        inzage=replace(base.inzage, date=TODAY + timedelta(days=10)),
-    )
-    cases["wrong_person"] = replace(
-        base,
-        dossier_id="DOS-2025-000103",
-        student=replace(base.student, leerlingid="LL-2003"),
-        inzage=replace(base.inzage, by=Approver.STUDENT),  # a minor approving for themself
-    )
-    return cases
-
-
-def _hub(engine: Engine, tmp_path: Path, transport: str) -> HubContext:
-    ctx = HubContext(
-        Settings.from_env({"OVERSTAP_HOME": str(tmp_path)}), engine, Pseudonymizer(bytes(32))
-    )
-    with engine.begin() as conn:
-        save_parties(
-            conn,
-            [DoorstroompuntRegion(RegionCode("MC20"), "Twente", Gemeentecode("GM0153"))],
-            [
-                Municipality(
-                    Gemeentecode("GM0153"), "Enschede", RegionCode("MC20"), Oin.for_brin(SCHOOL)
-                )
-            ],
-            [
-                VoSchool(
-                    SCHOOL, "De Horizon", Oin.for_brin(SCHOOL), Gemeentecode("GM0153"), "magister"
-                )
-            ],
-            [MboInstitution(MBO, "Regio College Oost", Oin.for_brin(MBO), transport)],
-        )
-        cases = list(_cases().values())
-        save_students(conn, [d.student for d in cases], ctx.pseudonyms, NOW)
-        save_dossiers(conn, cases, NOW)
-    return ctx
-
-
 def _states(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
         return {r.dossier_id: r.state for r in conn.execute(select(dossier_table))}
@@ -113,8 +52,8 @@ def _states(engine: Engine) -> dict[str, str]:
 def test_only_approved_valid_dossiers_enter_the_outbox(
     engine: Engine, tmp_path: Path, pki: PkiLayout, transport: str
 ) -> None:
-    ctx = _hub(engine, tmp_path, transport)
-    cases = _cases()
+    ctx = hub_with_dossiers(engine, tmp_path, transport)
+    cases = waiting_dossiers()
     approval = approve_dossiers(ctx, today=TODAY)
     assert (approval.approved, approval.refused, approval.waiting) == (6, 1, 2)
     states = _states(engine)
@@ -140,7 +79,7 @@ def test_only_approved_valid_dossiers_enter_the_outbox(
 
 
 def test_the_domain_refuses_to_queue_an_unapproved_dossier() -> None:
-    d = _cases()["later"]
+    d = waiting_dossiers()["later"]
     with pytest.raises(InvalidTransition):
         d.moved_to(DossierState.IN_OUTBOX)
 
@@ -163,7 +102,7 @@ def _queued(engine: Engine, n: int) -> list[str]:
 def test_claims_hold_a_lease_and_a_dead_senders_items_are_taken_over(
     engine: Engine, tmp_path: Path
 ) -> None:
-    _hub(engine, tmp_path, "sftp")
+    hub_with_dossiers(engine, tmp_path, "sftp")
     ids = _queued(engine, 3)
     with engine.begin() as conn:
         first = Outbox(conn, NOW).claim("25MB", limit=2, lease=timedelta(minutes=5))
@@ -182,7 +121,7 @@ def test_claims_hold_a_lease_and_a_dead_senders_items_are_taken_over(
 def test_failures_back_off_with_jitter_then_dead_letter_and_a_replay_keeps_the_message_id(
     engine: Engine, tmp_path: Path
 ) -> None:
-    _hub(engine, tmp_path, "sftp")
+    hub_with_dossiers(engine, tmp_path, "sftp")
     [message_id] = _queued(engine, 1)
     policy = RetryPolicy(
         base=timedelta(seconds=10), cap=timedelta(minutes=2), max_attempts=3, jitter=0.5
@@ -237,7 +176,7 @@ def test_failures_back_off_with_jitter_then_dead_letter_and_a_replay_keeps_the_m
 
 
 def test_a_permanent_refusal_dead_letters_at_once(engine: Engine, tmp_path: Path) -> None:
-    _hub(engine, tmp_path, "soap")
+    hub_with_dossiers(engine, tmp_path, "soap")
     [message_id] = _queued(engine, 1)
     with engine.begin() as conn:
         box = Outbox(conn, NOW)
