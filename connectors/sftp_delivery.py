@@ -16,10 +16,11 @@ Guarantees, in the order a receiver relies on them:
   overwritten by the next one (opened with truncation), never read.
 
 Speed: one SSH connection per batch (a connection costs 120-240 ms); on it, the control channel
-(paramiko's SFTPClient, for the listing) and `channels` upload channels, one thread each. An upload channel pipelines whole files, not only the writes of one file
-(`_RawSftp`): with paramiko's SFTPClient every OPEN, CLOSE, STAT and RENAME waits for its reply,
-and even on 8 channels with pipelined writes that delivered 2,000 files of 9 KB at 0.7-0.9x the
-rate of OpenSSH's `sftp -b`; pipelined as here it is 1.6-3x (bench/delivery.py).
+(paramiko's SFTPClient, for the listing) and `channels` upload channels, one thread each. An
+upload channel pipelines whole files, not only the writes of one file (`_RawSftp`): with
+paramiko's SFTPClient every OPEN, CLOSE, STAT and RENAME waits for its reply, and even on 8
+channels with pipelined writes that delivered 2,000 files of 9 KB at 0.65-0.95x the rate of
+OpenSSH's `sftp -b`; pipelined as here it is 1.6-2.7x (bench/delivery.py).
 
 Errors: network trouble, a timeout or a torn upload is `RetryableDeliveryError`; a refused key, a
 changed host key, a missing folder or a permission refusal is `ConfigurationError` (a person must

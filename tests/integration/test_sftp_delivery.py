@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -221,6 +222,31 @@ def test_a_batch_arrives_complete_with_a_signed_manifest_written_last(
     # Written last: no file of the batch is newer than the manifest.
     newest = max((inbox / f.name).stat().st_mtime_ns for f in files)
     assert (inbox / result.manifest).stat().st_mtime_ns >= newest
+
+
+def test_xmlsec1_verifies_the_delivered_manifest(
+    server: ChrootSshd, signer: Signer, pki: PkiLayout, xmlsec1_bin: str
+) -> None:
+    result = SftpDelivery().deliver(
+        server.target("roc-a"), "/in", _batch(3), manifest=_info(signer)
+    )
+    manifest = server.institutions["roc-a"].inbox / result.manifest
+    ok = subprocess.run(
+        [
+            xmlsec1_bin,
+            "--verify",
+            "--enabled-key-data",
+            "x509",
+            "--trusted-pem",
+            str(pki.ca_cert_path),
+            str(manifest),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
 
 
 def test_redelivery_skips_what_is_there_and_replaces_what_is_not_the_same(
