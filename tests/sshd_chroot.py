@@ -129,7 +129,7 @@ def start_chroot_sshd(
     jail_root.mkdir(mode=0o755)
     jail_root.chmod(0o755)  # umask aside: the chroot path must not be group/world-writable
     mountpoint = Path(f"/srv/overstap-test-{os.getpid()}-{next(_mounts)}")
-    mountpoint.mkdir(mode=0o755)
+    mountpoint.mkdir(mode=0o755, exist_ok=True)  # left empty by a killed run: reusable
     host_key = workdir / "host_ed25519"
     _keygen(host_key)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
