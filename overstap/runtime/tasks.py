@@ -62,3 +62,69 @@ def pull_school(location: str) -> dict[str, Any]:
     finally:
         ctx.close()
     return report.counts()
+
+
+@airflow_outcome
+def queue_dossiers(day: str) -> dict[str, int]:
+    """Approve what may be approved on `day` and queue every approved, valid dossier."""
+    import os
+    from datetime import date
+
+    from overstap.bootstrap import HubContext
+    from overstap.pki.devca import passphrase_from
+    from overstap.services.outbox import approve_dossiers
+    from overstap.services.outbox import queue_dossiers as queue
+
+    ctx = HubContext.open()
+    try:
+        today = date.fromisoformat(day)
+        approval = approve_dossiers(ctx, today=today)
+        pki_dir = ctx.settings.pki_dir
+        queued = queue(
+            ctx, today=today, pki_dir=pki_dir, passphrase=passphrase_from(pki_dir, os.environ)
+        )
+    finally:
+        ctx.close()
+    return {
+        "approved": approval.approved,
+        "refused": approval.refused,
+        "waiting": approval.waiting,
+        "queued": queued.queued,
+        "held": queued.held,
+    }
+
+
+@airflow_outcome
+def delivery_recipients() -> list[str]:
+    from overstap.bootstrap import HubContext
+    from overstap.services.delivery import recipients_with_due
+
+    ctx = HubContext.open()
+    try:
+        return recipients_with_due(ctx)
+    finally:
+        ctx.close()
+
+
+@airflow_outcome
+def deliver(recipient: str) -> dict[str, int | str]:
+    """One delivery round to one institution. Messages that failed wait in the outbox with
+    their own backoff; the task fails only on a configuration problem (no Airflow retry
+    would help a message the receiver refused: it is a dead letter, visible in the outbox)."""
+    from overstap.bootstrap import HubContext
+    from overstap.runtime.wiring import delivery_transport
+    from overstap.services.delivery import deliver_due, route_for
+
+    ctx = HubContext.open()
+    try:
+        route = route_for(ctx, recipient)
+        report = deliver_due(ctx, route, delivery_transport(route.transport))
+    finally:
+        ctx.close()
+    return {
+        "recipient": recipient,
+        "claimed": report.claimed,
+        "delivered": report.delivered,
+        "retrying": report.retrying,
+        "dead_letter": report.dead_letter,
+    }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from overstap.domain.errors import ConfigurationError
-from overstap.ports import SisConnector
+from overstap.ports import DeliveryTransport, SisConnector
 
 
 def sis_connector(kind: str) -> SisConnector:
@@ -25,3 +25,20 @@ def sis_connector(kind: str) -> SisConnector:
 
         return SoapSisConnector()
     raise ConfigurationError("sis connector", f"unknown kind {kind!r} (file, sftp, rest, soap)")
+
+
+def delivery_transport(kind: str) -> DeliveryTransport:
+    """The transport for a `delivery_route.transport` value."""
+    if kind == "folder":
+        from connectors.file_delivery import FolderDeliveryTransport
+
+        return FolderDeliveryTransport()
+    if kind == "sftp":
+        from connectors.file_delivery import SftpDeliveryTransport
+
+        return SftpDeliveryTransport()
+    if kind == "soap":
+        from connectors.soap_delivery import SoapDeliveryTransport
+
+        return SoapDeliveryTransport()
+    raise ConfigurationError("delivery transport", f"unknown kind {kind!r} (soap, sftp, folder)")
