@@ -373,7 +373,14 @@ class _RawSftp:
         self._folder = folder
         self._channel = transport.open_session(timeout=timeout)
         self._channel.settimeout(timeout)  # a hung peer ends in socket.timeout, not a hang
-        self._channel.invoke_subsystem("sftp")
+        # paramiko waits for the subsystem reply without any timeout: a peer that stops
+        # answering right here would hold this thread (and the batch) for ever.
+        watchdog = threading.Timer(timeout, transport.close)
+        watchdog.start()
+        try:
+            self._channel.invoke_subsystem("sftp")
+        finally:
+            watchdog.cancel()
         self._buffer = bytearray()
         self._ids = itertools.count(1)
         self._channel.sendall(_U32.pack(5) + bytes((_INIT,)) + _U32.pack(3))
