@@ -331,6 +331,7 @@ _POSIX_RENAME = b"posix-rename@openssh.com"
 _CHUNK = 32768  # the WRITE size every SFTP server must accept
 _IN_FLIGHT_FILES = 64
 _IN_FLIGHT_BYTES = 1 << 20  # well inside the 2 MB channel window: sending never stalls on it
+_FLUSH_REQUESTS = 256  # sent at the latest after this many, so a long burst cannot stall them
 _U32 = struct.Struct(">I")
 
 
@@ -395,6 +396,22 @@ class _RawSftp:
             (skip,) = _U32.unpack_from(body, offset + 4 + length)
             offset += 8 + length + skip
 
+    def _flush(self, out: list[bytes]) -> None:
+        """Send the requests gathered so far, unless a reply can be read without waiting.
+
+        Replies come in bursts; answering the whole burst before sending lets the requests it
+        causes share SSH packets (about a third fewer packets to encrypt and MAC).
+        """
+        if not out:
+            return
+        buffered = (
+            len(self._buffer) >= 4 and len(self._buffer) >= 4 + _U32.unpack_from(self._buffer)[0]
+        )
+        if (buffered or self._channel.recv_ready()) and len(out) < _FLUSH_REQUESTS:
+            return
+        self._channel.sendall(b"".join(out))
+        out.clear()
+
     def _reply(self) -> tuple[int, bytes]:
         while True:
             if len(self._buffer) >= 4:
@@ -442,9 +459,7 @@ class _RawSftp:
                 )
             if not in_flight:
                 return done
-            if out:
-                self._channel.sendall(b"".join(out))
-                out.clear()
+            self._flush(out)
             kind, body = self._reply()
             (request_id,) = _U32.unpack_from(body)
             up, sent = pending.pop(request_id)
@@ -537,9 +552,7 @@ class _RawSftp:
                 send(up, _OPEN, 0, _string(up.final), _U32.pack(_READ), _U32.pack(0))
             if not in_flight:
                 return same
-            if out:
-                self._channel.sendall(b"".join(out))
-                out.clear()
+            self._flush(out)
             kind, body = self._reply()
             (request_id,) = _U32.unpack_from(body)
             up, sent, offset = pending.pop(request_id)
