@@ -292,22 +292,22 @@ class _Batch:
         return f"{self._target.host}:{self._target.port}"
 
     def _classify(self, exc: Exception) -> Exception:
-        """What the caller must do about `exc`: fix the configuration, or retry later."""
-        if isinstance(exc, ConfigurationError | RetryableDeliveryError):
-            return exc
-        if isinstance(exc, FileNotFoundError):
-            return ConfigurationError("folder", f"{self._folder} does not exist on {self._where()}")
-        if isinstance(exc, PermissionError):
-            return ConfigurationError(
-                "folder", f"{self._folder} on {self._where()}: permission denied"
-            )
-        if isinstance(exc, _TornUpload):
-            return RetryableDeliveryError(f"SFTP {self._where()}: {exc}")
-        if isinstance(exc, OSError | EOFError | paramiko.SSHException):
-            return RetryableDeliveryError(
-                f"SFTP upload to {self._where()} failed ({type(exc).__name__})"
-            )
+        return _classify(exc, self._folder, self._where())
+
+
+def _classify(exc: Exception, folder: str, where: str) -> Exception:
+    """What the caller must do about `exc`: fix the configuration, or retry later."""
+    if isinstance(exc, ConfigurationError | RetryableDeliveryError):
         return exc
+    if isinstance(exc, FileNotFoundError):
+        return ConfigurationError("folder", f"{folder} does not exist on {where}")
+    if isinstance(exc, PermissionError):
+        return ConfigurationError("folder", f"{folder} on {where}: permission denied")
+    if isinstance(exc, _TornUpload):
+        return RetryableDeliveryError(f"SFTP {where}: {exc}")
+    if isinstance(exc, OSError | EOFError | paramiko.SSHException):
+        return RetryableDeliveryError(f"SFTP upload to {where} failed ({type(exc).__name__})")
+    return exc
 
 
 def _drain(work: queue.SimpleQueue[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:

@@ -1,6 +1,7 @@
 """Batch delivery to chrooted SFTP drops (OpenSSH in a mount namespace, one jail per institution):
 complete batches with a signed manifest written last, idempotent re-delivery, resets and hangs
-mid-upload with no partial file ever under a final name, clear configuration errors, isolation."""
+mid-upload with no partial file ever under a final name, clear configuration errors, isolation;
+and, against a fake that OpenSSH cannot imitate, a server keeping fewer bytes than it confirmed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -19,7 +21,7 @@ import pytest
 from sshd_chroot import ChrootSshd, require_root, start_chroot_sshd
 from tcp_proxy import TcpProxy
 
-from connectors.sftp_delivery import ManifestInfo, OutgoingFile, SftpDelivery
+from connectors.sftp_delivery import ManifestInfo, OutgoingFile, SftpDelivery, _classify, _RawSftp
 from connectors.ssh import SftpTarget, open_sftp
 from overstap.crypto.trust import TrustStore
 from overstap.domain.errors import ConfigurationError, RetryableDeliveryError
@@ -409,3 +411,81 @@ def test_a_manifest_the_schema_refuses_is_never_sent(signer: Signer) -> None:
         SftpDelivery().deliver(nowhere, "/in", _batch(1), manifest=info)
     with pytest.raises(ValueError, match="manifest name"):
         SftpDelivery().deliver(nowhere, "/in", _batch(1), manifest=_info(signer, "urn:uuid:1"))
+
+
+def _sftp_string(data: bytes, at: int) -> tuple[bytes, int]:
+    (n,) = struct.unpack_from(">I", data, at)
+    return data[at + 4 : at + 4 + n], at + 4 + n
+
+
+class LyingSftpServer:
+    """Just enough of an SFTP server for uploads, confirming every WRITE but keeping one byte
+    less than it was sent. Only the size check before the rename stands between such a server
+    and a short file under a final name; OpenSSH cannot be made to do this. It stands in for a
+    paramiko Transport and its channel (the few methods an upload channel uses)."""
+
+    def __init__(self) -> None:
+        self.sizes: dict[bytes, int] = {}
+        self.renamed: list[bytes] = []
+        self._in = b""
+        self._out = b""
+
+    def open_session(self, timeout: float) -> LyingSftpServer:
+        return self
+
+    def settimeout(self, timeout: float) -> None: ...
+
+    def invoke_subsystem(self, name: str) -> None: ...
+
+    def close(self) -> None: ...
+
+    def recv_ready(self) -> bool:
+        return bool(self._out)
+
+    def recv(self, n: int) -> bytes:
+        data, self._out = self._out[:n], self._out[n:]
+        return data
+
+    def sendall(self, data: bytes) -> None:
+        self._in += data
+        while len(self._in) >= 4 and len(self._in) >= 4 + struct.unpack_from(">I", self._in)[0]:
+            (size,) = struct.unpack_from(">I", self._in)
+            packet, self._in = self._in[4 : 4 + size], self._in[4 + size :]
+            self._answer(packet[0], packet[1:])
+
+    def _reply(self, kind: int, body: bytes) -> None:
+        self._out += struct.pack(">IB", len(body) + 1, kind) + body
+
+    def _answer(self, kind: int, body: bytes) -> None:
+        ok = struct.pack(">III", 0, 0, 0)  # SSH_FX_OK, empty message and language
+        if kind == 1:  # INIT -> VERSION 3 with posix-rename
+            name = b"posix-rename@openssh.com"
+            self._reply(2, struct.pack(">II", 3, len(name)) + name + struct.pack(">I", 1) + b"1")
+            return
+        request_id = body[:4]
+        first, at = _sftp_string(body, 4)
+        if kind == 3:  # OPEN: the path serves as the handle
+            self.sizes[first] = 0
+            self._reply(102, request_id + struct.pack(">I", len(first)) + first)
+        elif kind == 6:  # WRITE handle, offset, data: confirmed, one byte short
+            data, _ = _sftp_string(body, at + 8)
+            self.sizes[first] += len(data) - 1
+            self._reply(101, request_id + ok)
+        elif kind == 8:  # FSTAT -> the size kept
+            self._reply(105, request_id + struct.pack(">IQ", 1, self.sizes[first]))
+        elif kind == 4:  # CLOSE
+            self._reply(101, request_id + ok)
+        else:  # EXTENDED posix-rename old new
+            _, at = _sftp_string(body, at)
+            self.renamed.append(_sftp_string(body, at)[0])
+            self._reply(101, request_id + ok)
+
+
+def test_a_size_the_server_did_not_keep_is_never_renamed_into_place() -> None:
+    server = LyingSftpServer()
+    channel = _RawSftp(server, "/in", 1.0)  # type: ignore[arg-type]
+    with pytest.raises(OSError, match="arrived with 8999 of 9000 bytes") as caught:
+        channel.upload(iter([("a.p7m", os.urandom(9_000))]), threading.Event())
+    assert server.renamed == []
+    assert server.sizes == {b"/in/a.p7m.part": 8_999}
+    assert isinstance(_classify(caught.value, "/in", "h:22"), RetryableDeliveryError)
