@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -111,17 +110,9 @@ def _csv_records(data: bytes, name: str, spec: CsvFormat) -> Iterator[RawRecord]
     if codec == "utf-8" and data.startswith(UTF8_BOM):
         body = data[len(UTF8_BOM) :]
     text = body.decode(codec, "surrogateescape")
-    # Physical lines come from this generator; `pending` collects them so that after each record
-    # it holds exactly that record's lines (a quoted field may span several).
-    pending: list[str] = []
-
-    def lines() -> Iterator[str]:
-        # newline="": lines end at \n, \r or \r\n and keep their ending, as csv requires.
-        for line in io.StringIO(text, newline=""):
-            pending.append(line)
-            yield line
-
-    source = lines()
+    # newline="": lines end at \n, \r or \r\n and keep their ending, as csv requires. The csv
+    # readers below take lines from this one iterator, never more than their record needs.
+    source = io.StringIO(text, newline="")
     delimiter = spec.delimiter
     reader = csv.reader(source, delimiter=delimiter)
     header: list[str] = []
@@ -144,7 +135,6 @@ def _csv_records(data: bytes, name: str, spec: CsvFormat) -> Iterator[RawRecord]
         )
         return
     width = len(header)
-    pending.clear()
     line_count = reader.line_num
     for first in source:
         start = line_count + 1
@@ -153,10 +143,13 @@ def _csv_records(data: bytes, name: str, spec: CsvFormat) -> Iterator[RawRecord]
             # Without a quote a line is one record and split() reads it as csv does; the csv
             # module costs more than half the parse time, so it only sees quoted records.
             line_count += 1
+            record_text = first
             content = first.rstrip("\r\n")
             row = content.split(delimiter) if content else []
         else:
-            record_reader = csv.reader(itertools.chain((first,), source), delimiter=delimiter)
+            # A quoted field may span lines: `taken` collects exactly this record's lines.
+            taken = [first]
+            record_reader = csv.reader(_taking(first, source, taken), delimiter=delimiter)
             try:
                 row = next(record_reader)
             except csv.Error as exc:
@@ -164,12 +157,10 @@ def _csv_records(data: bytes, name: str, spec: CsvFormat) -> Iterator[RawRecord]
                 problem = InvalidRecord(f"is not valid CSV ({exc})", field="record", rule="CSV")
                 row = []
             line_count += record_reader.line_num
-        record_text = "".join(pending)
-        pending.clear()
+            record_text = "".join(taken)
         if not row and problem is None:
             continue  # a blank line holds no record
         ref = f"{name} line {start}"
-        fields: dict[str, str] = {}
         try:
             # A strict encode fails exactly on the surrogates that stand for undecodable bytes,
             # and is cheaper than searching for them first.
@@ -178,15 +169,23 @@ def _csv_records(data: bytes, name: str, spec: CsvFormat) -> Iterator[RawRecord]
             raw = record_text.encode(codec, "surrogateescape")
             if problem is None:
                 problem = _encoding_problem(row, header, spec.encoding)
-        if problem is None and len(row) != width:
+        if problem is None:
+            if len(row) == width:
+                # strict=False: the lengths were just compared, checking again costs time
+                yield RawRecord(ref, raw, dict(zip(header, row, strict=False)))
+                continue
             problem = InvalidRecord(
                 f"has {len(row)} columns, the header has {width}", field="record", rule="COLUMNS"
             )
-        if problem is None:
-            fields = dict(zip(header, row, strict=True))
-        else:
-            problem = problem.for_record(ref)
-        yield RawRecord(ref, raw, fields, problem)
+        yield RawRecord(ref, raw, {}, problem.for_record(ref))
+
+
+def _taking(first: str, source: Iterator[str], taken: list[str]) -> Iterator[str]:
+    """`first`, then the lines of `source` as they are asked for, each also added to `taken`."""
+    yield first
+    for line in source:
+        taken.append(line)
+        yield line
 
 
 def _encoding_problem(row: list[str], header: list[str], encoding: str) -> InvalidRecord:
