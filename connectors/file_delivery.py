@@ -122,17 +122,12 @@ class FolderDeliveryTransport:
         for m in messages:
             f = OutgoingFile(file_name(m), m.payload)
             final = folder / f.name
-            if final.exists():
-                same = hashlib.sha256(final.read_bytes()).hexdigest() == m.sha256
-                # Another file under this MessageID is not ours to overwrite: a person looks.
-                results.append(
-                    SendResult(m.message_id, same, retryable=False, detail="already there")
-                    if same
-                    else SendResult(m.message_id, False, False, "a different file has this name")
-                )
-                if same:
-                    files.append(f)
+            if final.exists() and hashlib.sha256(final.read_bytes()).hexdigest() == m.sha256:
+                files.append(f)
+                results.append(SendResult(m.message_id, True, detail="already there"))
                 continue
+            # The name is our MessageID: whatever else is there (a damaged copy) is replaced by
+            # the hub's bytes, as the SFTP transport does.
             _write_atomically(final, f.data)
             files.append(f)
             results.append(SendResult(m.message_id, True, detail="stored"))

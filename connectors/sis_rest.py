@@ -22,6 +22,8 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from overstap.errors import ConfigurationError, RetryableDeliveryError
 from overstap.ports import ExportDocument, SisSchool
@@ -38,6 +40,11 @@ class RestSisConnector:
     def fetch(self, school: SisSchool, since: str | None) -> Iterator[ExportDocument]:
         settings = _Settings.of(school)
         with requests.Session() as session:
+            # A kept-alive connection the server has just closed fails on reuse: retry the
+            # connection once for GETs (idempotent). Read errors and statuses are not retried.
+            retry = Retry(total=1, connect=1, read=0, status=0, other=0, allowed_methods={"GET"})
+            session.mount("http://", HTTPAdapter(max_retries=retry))
+            session.mount("https://", HTTPAdapter(max_retries=retry))
             yield from _Pull(session, settings, school.location).pages(since)
 
     def __repr__(self) -> str:

@@ -70,6 +70,8 @@ def open_sftp(target: SftpTarget) -> tuple[paramiko.SSHClient, paramiko.SFTPClie
             timeout=target.timeout,
             banner_timeout=target.timeout,
             auth_timeout=target.timeout,
+            # Opening the SFTP subsystem has no timeout of its own in paramiko otherwise.
+            channel_timeout=target.timeout,
             look_for_keys=False,
             allow_agent=False,
         )
@@ -79,8 +81,14 @@ def open_sftp(target: SftpTarget) -> tuple[paramiko.SSHClient, paramiko.SFTPClie
         raise ConfigurationError(
             "host_key", f"{target.host}:{target.port} presented a different host key"
         ) from None
-    except paramiko.AuthenticationException:
+    except paramiko.AuthenticationException as exc:
         ssh.close()
+        if "timeout" in str(exc).lower():
+            # paramiko reports a peer that stalls during login as an authentication failure:
+            # that is the network, not the key, and a retry may well succeed.
+            raise RetryableDeliveryError(
+                f"SFTP {target.host}:{target.port} stalled during login"
+            ) from None
         raise ConfigurationError(
             "key_path", f"{target.username}@{target.host}:{target.port} refused the key"
         ) from None
