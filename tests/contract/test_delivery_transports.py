@@ -1,7 +1,7 @@
-"""The contract every `DeliveryTransport` passes (fake, folder, SFTP to real OpenSSH; SOAP joins
-when its reference endpoint is wired in): a batch arrives once with its exact bytes, a resend of
-the same MessageIDs doubles nothing, and file-based receivers get a manifest signed by the hub
-that lists exactly the files."""
+"""The contract every `DeliveryTransport` passes - the in-memory fake, a folder, SFTP to real
+OpenSSH, and Edukoppeling SOAP over mutual TLS to the reference mbo endpoint: a batch arrives
+once with its exact bytes, a resend of the same MessageIDs doubles nothing, and file-based
+receivers get a manifest signed by the hub that lists exactly the files."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from fakes import FakeDeliveryTransport, FakeReceiver
 from lxml import etree
 
 from overstap.crypto.trust import TrustStore
-from overstap.domain.identifiers import Oin
+from overstap.domain.identifiers import Brin, Oin
 from overstap.pki import PartySpec, PkiLayout, init_dev_pki
 from overstap.ports import DeliveryTransport, Outgoing, Route
 from overstap.services.pki import DEV_HUB_OIN
@@ -25,16 +25,24 @@ from overstap.xml.dsig import Verifier
 from overstap.xml.safe import parse_untrusted
 
 PASS = b"delivery-contract-passphrase"
-KINDS = ["fake", "folder", "sftp"]
+KINDS = ["fake", "folder", "sftp", "soap"]
 MBO_OIN = "00000007252211000000"
+TESTS = Path(__file__).resolve().parents[1]
 
 
 @dataclass
 class Receiver:
-    """What arrived, by MessageID, and the manifests (None for receivers without them)."""
+    """What arrived, by MessageID, and the manifests (None for receivers without them).
+
+    `payload(i)` makes the i-th test message's bytes the receiver accepts (a SOAP receiver
+    takes dossiers only); `same(bytes)` puts sent and stored bytes in one form (a SOAP
+    receiver re-serialises the Body it stored: compared canonicalised).
+    """
 
     stored: Callable[[], dict[str, bytes]]
     manifests: Callable[[], list[bytes]] | None
+    payload: Callable[[int], bytes] = lambda i: _random_payload(i)
+    same: Callable[[bytes], bytes] = lambda data: data
 
 
 Kit = tuple[DeliveryTransport, Route, Receiver]
@@ -123,16 +131,76 @@ def sftp_kit(sshd_server: Any, pki: PkiLayout, env_passphrase: None) -> Kit:
     return SftpDeliveryTransport(), route, Receiver(lambda: _by_uuid(drop), manifests)
 
 
+MBO_PARTY_OIN = Oin.for_brin(Brin("34CD"))
+
+
+@pytest.fixture(scope="module")
+def soap_pki(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
+    return init_dev_pki(
+        tmp_path_factory.mktemp("soap-pki"),
+        [
+            PartySpec(slug="hub", name="Overstap Hub", oin=Oin(DEV_HUB_OIN), kind="hub"),
+            PartySpec(slug="mbo", name="Regio College Oost", oin=MBO_PARTY_OIN, kind="mbo"),
+        ],
+        PASS,
+    )
+
+
+@pytest.fixture(scope="module")
+def soap_server(soap_pki: PkiLayout) -> Iterator[Any]:
+    from connectors.reference.mbo_soap import MboSoapServer
+
+    with MboSoapServer(soap_pki.root, "mbo", PASS, hub_oin=Oin(DEV_HUB_OIN)) as server:
+        yield server
+
+
+def _canonical(data: bytes) -> bytes:
+    return bytes(etree.tostring(parse_untrusted(data), method="c14n", exclusive=True))
+
+
+@pytest.fixture
+def soap_kit(soap_server: Any, soap_pki: PkiLayout, tmp_path: Path) -> Iterator[Kit]:
+    from connectors.soap_delivery import SoapDeliveryTransport
+
+    soap_server.reset()
+    secret = tmp_path / "passphrase"
+    secret.write_bytes(PASS)
+    route = Route(
+        "34CD",
+        "soap",
+        {
+            "endpoint": soap_server.url,
+            "oin": MBO_PARTY_OIN.value,
+            "pki_dir": str(soap_pki.root),
+            "passphrase_file": str(secret),
+            "timeout": "5",
+        },
+    )
+    transport = SoapDeliveryTransport()
+    dossier = (TESTS / "fixtures" / "xml" / "dossier.xml").read_bytes()
+    yield (
+        transport,
+        route,
+        Receiver(lambda: dict(soap_server.received), None, lambda i: dossier, _canonical),
+    )
+    transport.close()
+
+
 @pytest.fixture(params=KINDS)
 def kit(request: pytest.FixtureRequest) -> Kit:
     found: Kit = request.getfixturevalue(f"{request.param}_kit")
     return found
 
 
-def _messages(n: int, size: int = 9000) -> list[Outgoing]:
+def _random_payload(i: int, size: int = 9000) -> bytes:
+    """CMS-sized bytes that start like DER, different per message."""
+    return bytes([0x30, 0x82]) + hashlib.sha256(b"%d" % i).digest() * (size // 32)
+
+
+def _messages(n: int, receiver: Receiver) -> list[Outgoing]:
     out = []
     for i in range(n):
-        payload = bytes([0x30, 0x82]) + hashlib.sha256(b"%d" % i).digest() * (size // 32)
+        payload = receiver.payload(i)
         out.append(
             Outgoing(
                 f"urn:uuid:{uuid.uuid4()}", f"D{i}", payload, hashlib.sha256(payload).hexdigest()
@@ -143,20 +211,22 @@ def _messages(n: int, size: int = 9000) -> list[Outgoing]:
 
 def test_a_batch_arrives_once_with_its_exact_bytes(kit: Kit) -> None:
     transport, route, receiver = kit
-    messages = _messages(7)
+    messages = _messages(7, receiver)
     results = transport.send(route, messages)
     assert [r.message_id for r in results] == [m.message_id for m in messages]
-    assert all(r.delivered for r in results)
-    assert receiver.stored() == {m.message_id: m.payload for m in messages}
+    assert all(r.delivered for r in results), [r.detail for r in results]
+    stored = {k: receiver.same(v) for k, v in receiver.stored().items()}
+    assert stored == {m.message_id: receiver.same(m.payload) for m in messages}
 
 
 def test_a_resend_of_the_same_message_ids_doubles_nothing(kit: Kit) -> None:
     transport, route, receiver = kit
-    messages = _messages(4)
+    messages = _messages(4, receiver)
     transport.send(route, messages[:2])
     results = transport.send(route, messages)  # after a crash the hub resends everything
     assert all(r.delivered for r in results)
-    assert receiver.stored() == {m.message_id: m.payload for m in messages}
+    stored = {k: receiver.same(v) for k, v in receiver.stored().items()}
+    assert stored == {m.message_id: receiver.same(m.payload) for m in messages}
 
 
 def test_the_manifest_lists_exactly_the_files_and_is_signed_by_the_hub(
@@ -165,7 +235,7 @@ def test_the_manifest_lists_exactly_the_files_and_is_signed_by_the_hub(
     transport, route, receiver = kit
     if receiver.manifests is None:
         pytest.skip("this receiver takes messages, not files: no manifest")
-    messages = _messages(3)
+    messages = _messages(3, receiver)
     transport.send(route, messages)
     [manifest] = receiver.manifests()
     root = parse_untrusted(manifest)
