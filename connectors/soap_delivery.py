@@ -2,7 +2,8 @@
 Edukoppeling 2W-be-S over mutual TLS, one request per message.
 
 Route settings (`Route.settings`): `endpoint` (the mbo's service URL), `oin` (the mbo's OIN),
-`pki_dir` (our PKI: the "hub" party's "sign" and "tls" keys and the CA bundle), optionally
+`pki_dir` (our PKI: the "hub" party's "sign" and "tls" keys and the CA bundle; default the
+hub's `OVERSTAP_PKI_DIR`), optionally
 `passphrase_file` (else `overstap.pki.passphrase_from(pki_dir, os.environ)`) and `timeout`
 (seconds for connect and for the answer, default 30).
 
@@ -53,6 +54,7 @@ import requests
 import zeep
 from requests.adapters import HTTPAdapter
 
+from overstap.config import Settings
 from overstap.crypto.trust import TrustStore
 from overstap.domain.identifiers import Oin
 from overstap.errors import ConfigurationError, InvalidRecord
@@ -202,7 +204,8 @@ class SoapDeliveryTransport:
             raise ConfigurationError("timeout", f"route {route.recipient}: not a number") from None
         if not timeout > 0:
             raise ConfigurationError("timeout", f"route {route.recipient}: must be positive")
-        pki_dir = _required(route, "pki_dir")
+        # The hub's own PKI unless the route names another (tests, a second hub identity).
+        pki_dir = route.settings.get("pki_dir") or str(Settings.from_env().pki_dir)
         passphrase_file = route.settings.get("passphrase_file", "")
         keys = self._keys.get((pki_dir, passphrase_file))
         if keys is None:

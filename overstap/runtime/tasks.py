@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-from airflow.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 
 from overstap.domain.errors import ConfigurationError, RejectedByRecipient
 

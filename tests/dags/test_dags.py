@@ -176,3 +176,128 @@ def test_sis_pull_dag_pulls_every_school_and_fails_a_misconfigured_one_without_r
     assert all(p["status"] == "ok" and p["quarantined"] == 0 for p in good)
     assert hub["students"] == sum(p["records_in"] for p in good) > 0
     assert hub["chain"]
+
+
+def _errors(log: str) -> list[str]:
+    """The error lines of a task log, for a failure message."""
+    return [line[:300] for line in log.splitlines() if "Error" in line or "error" in line][-8:]
+
+
+def test_delivery_dag_queues_approved_dossiers_and_delivers_them_to_the_reference_peers(
+    airflow_env: dict[str, str], tmp_path: Path, sshd_bin: str
+) -> None:
+    """A synthetic region, approvals as on 1 April: the delivery DAG queues every approved,
+    valid dossier and delivers it to the first institution by SOAP (the reference mbo endpoint,
+    mutual TLS) and to the second by SFTP (OpenSSH)."""
+    from sshd import start_sshd
+
+    from connectors.reference.mbo_soap import MboSoapServer
+    from overstap.domain.identifiers import Oin
+    from overstap.region.model import load_region
+    from overstap.services.pki import DEV_HUB_OIN
+
+    env = {**airflow_env, "OVERSTAP_HOME": str(tmp_path / "home")}
+    overstap = str(BIN / "overstap")
+    region_dir = tmp_path / "region"
+    for args in (
+        ("region", "generate", "--students", "200", "--seed", "17", "--out", str(region_dir)),
+        ("certs", "init", "--region", str(region_dir)),
+        ("region", "load", str(region_dir)),
+    ):
+        done = subprocess.run(
+            [overstap, *args], env=env, capture_output=True, text=True, timeout=180, check=False
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    region = load_region(region_dir)
+    soap_mbo, sftp_mbo = region.mbo_institutions[:2]
+    pki_dir = tmp_path / "home" / "pki"
+    passphrase = (pki_dir / ".passphrase").read_bytes().strip()
+    sshd = start_sshd(sshd_bin, tmp_path / "sshd", tmp_path / "sftp-root")
+    (sshd.root / "in").mkdir()
+    try:
+        with MboSoapServer(
+            pki_dir, f"mbo-{soap_mbo.brin}", passphrase, hub_oin=Oin(DEV_HUB_OIN)
+        ) as mbo:
+            routes = _python(
+                env,
+                """
+                import json, sys
+                from overstap.bootstrap import HubContext
+                from overstap.ports import Route
+                from overstap.services.delivery import save_routes
+                routes = [Route(r["brin"], r["transport"], r["settings"]) for r in json.loads(sys.argv[1])]
+                save_routes(HubContext.open(), routes)
+                """,
+                json.dumps(
+                    [
+                        {
+                            "brin": str(soap_mbo.brin),
+                            "transport": "soap",
+                            "settings": {
+                                "endpoint": mbo.url,
+                                "oin": str(soap_mbo.oin),
+                                "timeout": "10",
+                            },
+                        },
+                        {
+                            "brin": str(sftp_mbo.brin),
+                            "transport": "sftp",
+                            "settings": {
+                                "host": "127.0.0.1",
+                                "port": str(sshd.port),
+                                "username": sshd.user,
+                                "key_path": str(sshd.client_key_path),
+                                "host_key": sshd.host_key_line,
+                                "folder": "in",
+                                "oin": str(sftp_mbo.oin),
+                                "timeout": "10",
+                            },
+                        },
+                    ]
+                ),
+            )
+            assert routes.returncode == 0, routes.stderr[-2000:]
+            run = _python(
+                env,
+                """
+                import json, sys
+                from datetime import datetime, UTC
+                from airflow.dag_processing.dagbag import DagBag
+                dag = DagBag(dag_folder=sys.argv[1]).dags["overstap_delivery"]
+                dr = dag.test(logical_date=datetime(2027, 4, 1, 12, tzinfo=UTC))
+                print(json.dumps({"state": str(dr.state), "tis": [[ti.task_id, ti.map_index, str(ti.state)] for ti in dr.get_task_instances()]}))
+                """,
+                str(DAGS / "overstap_delivery.py"),
+            )
+            assert run.returncode == 0, run.stderr[-3000:]
+            result = json.loads(run.stdout.strip().splitlines()[-1])
+            assert "success" in result["state"], (result, _errors(run.stderr))
+            soap_received = len(mbo.received)
+    finally:
+        sshd.stop()
+    counts = _python(
+        env,
+        """
+        import json
+        from collections import Counter
+        from sqlalchemy import select
+        from overstap.bootstrap import HubContext
+        from overstap.store.tables import outbox, dossier
+        ctx = HubContext.open()
+        with ctx.engine.connect() as conn:
+            by = Counter((r.recipient, r.state) for r in conn.execute(select(outbox)))
+            states = Counter(r.state for r in conn.execute(select(dossier)))
+        print(json.dumps({"outbox": {f"{k[0]}:{k[1]}": v for k, v in by.items()}, "dossiers": states}))
+        """,
+    )
+    assert counts.returncode == 0, counts.stderr[-2000:]
+    hub = json.loads(counts.stdout.strip().splitlines()[-1])
+    delivered_soap = hub["outbox"].get(f"{soap_mbo.brin}:delivered", 0)
+    delivered_sftp = hub["outbox"].get(f"{sftp_mbo.brin}:delivered", 0)
+    assert delivered_soap > 0 and delivered_sftp > 0, hub
+    assert not [k for k in hub["outbox"] if not k.endswith(":delivered")], hub
+    assert soap_received == delivered_soap
+    files = [p for p in (sshd.root / "in").iterdir() if p.suffix == ".p7m"]
+    assert len(files) == delivered_sftp
+    assert list((sshd.root / "in").glob("manifest-*.xml"))
+    assert hub["dossiers"].get("afgeleverd", 0) == delivered_soap + delivered_sftp
