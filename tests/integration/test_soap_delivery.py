@@ -301,7 +301,8 @@ def test_server_refuses_a_soapaction_that_is_not_the_wsa_action(
         ({"endpoint": "http://127.0.0.1:1/dossier"}, "endpoint"),
         ({"oin": "123"}, "oin"),
         ({"timeout": "0"}, "timeout"),
-        ({"pki_dir": ""}, "pki_dir"),
+        # No key under the named PKI directory (an empty value means the hub's own PKI).
+        ({"pki_dir": "/nonexistent/pki"}, "signing key sign.key.pem"),
     ],
 )
 def test_bad_route_settings_are_configuration_errors(
