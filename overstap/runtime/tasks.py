@@ -112,12 +112,13 @@ def deliver(recipient: str) -> dict[str, int | str]:
     their own backoff; the task fails only on a configuration problem (no Airflow retry
     would help a message the receiver refused: it is a dead letter, visible in the outbox)."""
     from overstap.bootstrap import HubContext
+    from overstap.runtime.connections import resolve_route
     from overstap.runtime.wiring import delivery_transport
     from overstap.services.delivery import deliver_due, route_for
 
     ctx = HubContext.open()
     try:
-        route = route_for(ctx, recipient)
+        route = resolve_route(route_for(ctx, recipient))
         report = deliver_due(ctx, route, delivery_transport(route.transport))
     finally:
         ctx.close()
