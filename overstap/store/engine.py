@@ -51,6 +51,10 @@ def _tune_sqlite(engine: Engine) -> None:
         if engine.url.database not in (None, "", ":memory:"):
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoint the WAL every ~80 MB instead of every 4 MB: a bulk import otherwise
+            # spends a sixth of its time copying pages back under the write lock (measured
+            # 14,000 -> 16,500 rows/s on bench/sis_import.py); readers are unaffected.
+            cur.execute("PRAGMA wal_autocheckpoint=20000")
         cur.close()
 
     @event.listens_for(engine, "begin")

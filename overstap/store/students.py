@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import marshal
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -303,5 +304,45 @@ def save_student_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> Upser
         result.updated += 1
         result.changes.append(StudentChange(row["subject_key"], row["school"], False, changed))
     if new_rows:
-        conn.execute(insert(student), new_rows)
+        _insert_students(conn, new_rows)
     return result
+
+
+def _insert_students(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Bulk insert; on SQLite straight through the driver with the values SQLAlchemy would store.
+
+    SQLAlchemy's executemany costs ~23 µs per student row here against ~9 µs for the sqlite3
+    driver with ready tuples, and the insert runs under the database's write lock, so it bounds
+    a parallel import. The conversions are SQLAlchemy's SQLite storage formats (DATE, DATETIME
+    without zone - the hub stores UTC -, BOOLEAN as 0/1, JSON via json.dumps);
+    `tests/integration/test_students_store.py` holds both paths to byte-identical rows.
+    """
+    if conn.dialect.name != "sqlite" or not _FAST_SQLITE_INSERT:
+        conn.execute(insert(student), list(rows))
+        return
+    columns = list(rows[0])
+    quote = conn.dialect.identifier_preparer.quote
+    names = ", ".join(quote(student.c[c].name) for c in columns)  # KeyError for a stranger
+    marks = ", ".join("?" for _ in columns)
+    sql = f"INSERT INTO student ({names}) VALUES ({marks})"  # noqa: S608 (the table's own columns)
+    convert = [_SQLITE_STORAGE.get(type(student.c[c].type).__name__, _same) for c in columns]
+    params = [tuple(f(row[c]) for f, c in zip(convert, columns, strict=True)) for row in rows]
+    conn.exec_driver_sql(sql, params)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+_SQLITE_STORAGE: dict[str, Callable[[Any], Any]] = {
+    "Date": lambda v: None if v is None else v.isoformat(),
+    "DateTime": _sqlite_datetime,
+    "Boolean": lambda v: None if v is None else int(v),
+    "JSON": lambda v: None if v is None else json.dumps(v),
+}
+# Tests switch it off to compare both paths.
+_FAST_SQLITE_INSERT = True

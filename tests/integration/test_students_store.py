@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, func, select
 
 from overstap.audit.pseudonym import Pseudonymizer
@@ -130,3 +132,37 @@ def test_secret_address_stores_no_address(engine: Engine) -> None:
     assert row["adres_geheim"] is True
     assert row["straat"] is None
     assert row["postcode"] is None
+
+
+def test_sqlite_fast_insert_stores_exactly_what_sqlalchemy_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """store.students inserts through the sqlite3 driver on SQLite; the rows must be the very
+    values SQLAlchemy's own insert stores (compared as raw SQLite values, type included)."""
+    import overstap.store.students as students_module
+    from overstap.store import migrate
+    from overstap.store.engine import make_engine
+
+    pseudo = Pseudonymizer(KEY)
+    batch = [
+        _student(1),
+        _student(2, adres_geheim=True, address=None, contact=Contact("", "")),
+        _student(3, guardians=()),
+    ]
+    raw: list[list[tuple[object, ...]]] = []
+    for fast in (True, False):
+        monkeypatch.setattr(students_module, "_FAST_SQLITE_INSERT", fast)
+        engine = make_engine(f"sqlite:///{tmp_path / f'fast-{fast}.db'}")
+        migrate.upgrade(engine)
+        _parties(engine)
+        with engine.begin() as conn:
+            save_students(conn, batch, pseudo, NOW)
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT *, typeof(geboortedatum), typeof(updated_at), typeof(guardians),"
+                " typeof(adres_geheim) FROM student ORDER BY leerlingid"
+            ).all()
+        raw.append([tuple(r) for r in rows])
+        engine.dispose()
+    assert raw[0] == raw[1]
+    assert len(raw[0]) == 3
