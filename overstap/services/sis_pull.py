@@ -143,6 +143,11 @@ def _taken_elsewhere(
     return found
 
 
+def _at(moment: datetime) -> Callable[[], datetime]:
+    """One time for every audit record of a transaction."""
+    return lambda: moment
+
+
 class _PullRow:
     """The `sis_pull` row, written in the first transaction that needs it: a small school's
     whole pull is one transaction (per-transaction cost dominates a 150-student export)."""
@@ -177,8 +182,14 @@ class _PullRow:
         self.report.pull_id = int(inserted.scalar_one())
 
     def finish(
-        self, conn: Connection, moment: datetime, origin: str, error: str | None = None
+        self,
+        conn: Connection,
+        moment: datetime,
+        origin: str,
+        error: str | None = None,
+        events: Sequence[AuditEvent] = (),
     ) -> None:
+        """Close the pull; `events` of the last batch go into the chain in the same append."""
         self.open(conn)
         report = self.report
         ok = error is None
@@ -204,17 +215,16 @@ class _PullRow:
                 .where(sis_source.c.school == self.source.location)
                 .values(watermark=report.watermark, updated_at=moment)
             )
-        AuditLog(conn, lambda: moment).append(
-            AuditEvent(
-                ACTOR,
-                "sis.pulled",
-                "school",
-                self.source.location,
-                result="ok" if ok else "failed",
-                origin=origin,
-                detail=report.counts(),
-            )
+        pulled = AuditEvent(
+            ACTOR,
+            "sis.pulled",
+            "school",
+            self.source.location,
+            result="ok" if ok else "failed",
+            origin=origin,
+            detail=report.counts(),
         )
+        AuditLog(conn, _at(moment)).append_many([*events, pulled])
 
 
 def pull_school(
@@ -264,9 +274,11 @@ def pull_school(
             rows = student_rows([s for _, s in good], ctx.pseudonyms, moment)
             with ctx.engine.begin() as conn:
                 row.open(conn)
-                _write_batch(conn, good, rows, refused, report, origin, moment)
+                events = _write_batch(conn, good, rows, refused, report, origin, moment)
                 if upcoming is None:
-                    row.finish(conn, now(), origin)
+                    row.finish(conn, moment, origin, events=events)
+                else:
+                    AuditLog(conn, _at(moment)).append_many(events)
             if progress:
                 progress(report.records_in)
             pending = upcoming
@@ -314,7 +326,8 @@ def _write_batch(
     report: PullReport,
     origin: str,
     moment: datetime,
-) -> None:
+) -> list[AuditEvent]:
+    """Write one batch; returns its audit events for the caller to append with others."""
     elsewhere = _taken_elsewhere(conn, report.school, rows)
     accepted: list[dict[str, Any]] = []
     for (record, s), row in zip(good, rows, strict=True):
@@ -376,7 +389,6 @@ def _write_batch(
                 },
             )
         )
-    AuditLog(conn, lambda: moment).append_many(events)
     report.created += result.created
     report.updated += result.updated
     report.unchanged += result.unchanged
@@ -386,6 +398,7 @@ def _write_batch(
         examples = report.examples.setdefault(r.error.rule, [])
         if len(examples) < 5:
             examples.append(r.record.ref)
+    return events
 
 
 def _quarantine_row(report: PullReport, refused: _Refused, moment: datetime) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import marshal
@@ -325,16 +326,24 @@ def _insert_students(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     names = ", ".join(quote(student.c[c].name) for c in columns)  # KeyError for a stranger
     marks = ", ".join("?" for _ in columns)
     sql = f"INSERT INTO student ({names}) VALUES ({marks})"  # noqa: S608 (the table's own columns)
-    convert = [_SQLITE_STORAGE.get(type(student.c[c].type).__name__, _same) for c in columns]
-    params = [tuple(f(row[c]) for f, c in zip(convert, columns, strict=True)) for row in rows]
+    # Only a few columns need converting; the rest (text, numbers) pass as they are.
+    convert = [
+        (i, f)
+        for i, c in enumerate(columns)
+        if (f := _SQLITE_STORAGE.get(type(student.c[c].type).__name__)) is not None
+    ]
+    params = []
+    for row in rows:
+        values = [row[c] for c in columns]
+        for i, f in convert:
+            values[i] = f(values[i])
+        params.append(tuple(values))
     conn.exec_driver_sql(sql, params)
 
 
-def _same(value: Any) -> Any:
-    return value
-
-
+@functools.lru_cache(maxsize=64)
 def _sqlite_datetime(value: datetime | None) -> str | None:
+    # Cached: a batch's rows share one `updated_at`.
     return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
