@@ -143,6 +143,9 @@ def _taken_elsewhere(
     return found
 
 
+_UNKNOWN: Any = object()  # `since` not given: read it from sis_source
+
+
 def _at(moment: datetime) -> Callable[[], datetime]:
     """One time for every audit record of a transaction."""
     return lambda: moment
@@ -237,15 +240,20 @@ def pull_school(
     progress: Callable[[int], None] | None = None,
     batch_size: int = 2000,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    since: Any = _UNKNOWN,
 ) -> PullReport:
-    """Run one pull; raises what the connector raises (after recording the failed pull)."""
+    """Run one pull; raises what the connector raises (after recording the failed pull).
+
+    `since` is the stored watermark when the caller read it already (None: no pull yet).
+    """
     mapping = mapping or load_mapping(source.mapping)
     location = BrinVestiging.parse(source.location)
     started = now()
-    with ctx.engine.connect().execution_options(read_only=True) as conn:
-        since = conn.execute(
-            select(sis_source.c.watermark).where(sis_source.c.school == source.location)
-        ).scalar_one_or_none()
+    if since is _UNKNOWN:
+        with ctx.engine.connect().execution_options(read_only=True) as conn:
+            since = conn.execute(
+                select(sis_source.c.watermark).where(sis_source.c.school == source.location)
+            ).scalar_one_or_none()
     report = PullReport(source.location, 0)
     row = _PullRow(source, report, since, started)
     origin = f"sis:{source.location}:{source.connector}"

@@ -64,13 +64,18 @@ def configured_locations(ctx: HubContext) -> list[str]:
 
 
 def source_for(ctx: HubContext, location: str) -> SisSchool:
+    return source_and_watermark(ctx, location)[0]
+
+
+def source_and_watermark(ctx: HubContext, location: str) -> tuple[SisSchool, str | None]:
+    """The school's SIS source and how far its last successful pull got (one query)."""
     with ctx.engine.connect().execution_options(read_only=True) as conn:
         row = conn.execute(select(sis_source).where(sis_source.c.school == location)).first()
     if row is None:
         raise ConfigurationError(
             f"sis source {location}", "no SIS is configured for this school location"
         )
-    return SisSchool(row.school, row.mapping, row.connector, dict(row.settings))
+    return SisSchool(row.school, row.mapping, row.connector, dict(row.settings)), row.watermark
 
 
 def current_school_year(ctx: HubContext, location: str) -> SchoolYear:
@@ -95,8 +100,13 @@ def run_pull(
     # Imported here: registering sources (region load) must not load the mapping machinery.
     from overstap.services.sis_pull import pull_school
 
-    source = source_for(ctx, location)
+    source, since = source_and_watermark(ctx, location)
     year = school_year or current_school_year(ctx, location)
     return pull_school(
-        ctx, source, connectors(source.connector), school_year=year, progress=progress
+        ctx,
+        source,
+        connectors(source.connector),
+        school_year=year,
+        progress=progress,
+        since=since,
     )
