@@ -32,8 +32,8 @@ from overstap.domain.identifiers import BrinVestiging, Bsn
 from overstap.domain.student import Student
 from overstap.ports import ExportDocument, SisConnector, SisSchool
 from overstap.store.audit_log import AuditLog
-from overstap.store.students import save_student_rows, student_rows
-from overstap.store.tables import quarantine, sis_pull, sis_source, student
+from overstap.store.students import Existing, lookup, save_student_rows, student_rows
+from overstap.store.tables import quarantine, sis_pull, sis_source
 
 ACTOR = "overstap sis pull"
 
@@ -127,19 +127,14 @@ class _Deduplicator:
 
 
 def _taken_elsewhere(
-    conn: Connection, school: str, rows: Sequence[dict[str, Any]]
+    school: str, rows: Sequence[dict[str, Any]], existing: Existing
 ) -> dict[str, str]:
     """subject key -> location, for personal numbers the store holds under another student."""
-    keys = {row["subject_key"]: row["leerlingid"] for row in rows}
     found: dict[str, str] = {}
-    stored = conn.execute(
-        select(student.c.subject_key, student.c.school, student.c.leerlingid).where(
-            student.c.subject_key.in_(list(keys))
-        )
-    )
-    for row in stored:
-        if (row.school, row.leerlingid) != (school, keys[row.subject_key]):
-            found[row.subject_key] = row.school
+    for row in rows:
+        holder = existing.by_subject.get(row["subject_key"])
+        if holder is not None and holder != (school, row["leerlingid"]):
+            found[row["subject_key"]] = holder[0]
     return found
 
 
@@ -336,7 +331,8 @@ def _write_batch(
     moment: datetime,
 ) -> list[AuditEvent]:
     """Write one batch; returns its audit events for the caller to append with others."""
-    elsewhere = _taken_elsewhere(conn, report.school, rows)
+    existing = lookup(conn, rows)
+    elsewhere = _taken_elsewhere(report.school, rows, existing)
     accepted: list[dict[str, Any]] = []
     for (record, s), row in zip(good, rows, strict=True):
         other = elsewhere.get(row["subject_key"])
@@ -354,7 +350,7 @@ def _write_batch(
                 ),
             )
         )
-    result = save_student_rows(conn, accepted)
+    result = save_student_rows(conn, accepted, existing)
     # ADR 7: one record for the students a batch created (their pseudonyms listed), one per
     # student whose data changed (naming the fields), one for the batch's refused records.
     created = [c.subject_key for c in result.changes if c.created]
