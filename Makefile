@@ -46,6 +46,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/region_generate.py
 	$(BIN)/python bench/dossier_pipeline.py
 	$(BIN)/python bench/sis_import.py
+	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/soap_delivery.py
 
 # Re-pin every dependency (needs uv); commit the result.
 lock: $(STAMP)
