@@ -263,3 +263,39 @@ outbox = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("delivered_at", DateTime(timezone=True)),
 )
+
+
+# --- Registration statuses (migration 0005) -----------------------------------------------------
+
+status_message = Table(
+    "status_message",
+    metadata,
+    # Every status report that came in, with what it did: the idempotency key and the ledger.
+    Column("message_id", String(128), primary_key=True),  # berichtid
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("channel", String(10), nullable=False),  # soap, sftp, file
+    Column("mbo_brin", String(4), nullable=False, index=True),
+    Column("subject_key", String(40), nullable=False, index=True),
+    Column("student_id", Integer, ForeignKey("student.id")),
+    Column("dossier_id", String(64)),
+    Column("status", String(30), nullable=False),
+    Column("status_date", Date, nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("work_item", String(30)),
+)
+
+work_item = Table(
+    "work_item",
+    metadata,
+    # A report that did not fit: for a person to resolve; never a crash, never dropped.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(30), nullable=False, index=True),
+    Column("message_id", String(128), nullable=False, index=True),
+    Column("subject_key", String(40), nullable=False),
+    Column("mbo_brin", String(4), nullable=False),
+    Column("student_id", Integer, ForeignKey("student.id")),
+    Column("detail", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+)

@@ -1,0 +1,310 @@
+"""Reconcile registration status reports with what the hub knows: one truthful picture.
+
+Reports arrive by SOAP or SFTP, possibly twice (the same berichtid, or the same news by both
+channels), possibly out of order. For each batch, in one transaction:
+1. reports already processed (berichtid in `status_message`) are duplicates: no effect;
+2. the rest are matched to a student (pseudonym of the personal number, and the vo school),
+   a dossier (RelatesTo, else the student's dossier for that institution) and a registration;
+3. `overstap.domain.registration.decide` says what each does, in the mbo's time order;
+4. registrations are upserted, every report is recorded with its outcome, every misfit becomes
+   a work item, and the audit chain gets one record per report (its decision).
+
+Set-based: a batch's students, dossiers and registrations are read with a handful of IN
+queries, decided in memory, and written back with executemany.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from overstap.audit.chain import AuditEvent
+from overstap.bootstrap import HubContext
+from overstap.domain.registration import Current, Outcome, StatusReport, WorkItemKind, decide
+from overstap.domain.states import DossierState, RegistrationStatus
+from overstap.store.audit_log import AuditLog
+from overstap.store.tables import dossier, registration, status_message, student, work_item
+
+ACTOR = "overstap reconcile"
+_SENT = {DossierState.VERZONDEN.value, DossierState.AFGELEVERD.value}
+
+
+@dataclass
+class ReconcileReport:
+    reports: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    work_items: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Batch:
+    """What the store holds for one batch of reports."""
+
+    seen: set[str]
+    students: dict[str, tuple[int, str]]  # subject key -> (student id, vo school location)
+    dossiers: dict[str, tuple[int, str, str]]  # dossier id -> (student id, receiving, state)
+    by_student_mbo: dict[tuple[int, str], tuple[str, str]]  # -> (dossier id, state)
+    registrations: dict[tuple[int, str], tuple[int, Current]]  # -> (row id, current)
+    enrolled: dict[int, set[str]]  # student id -> institutions where ingeschreven
+
+
+def _chunks(items: Iterable[StatusReport], size: int) -> Iterator[list[StatusReport]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _load(conn: Connection, ctx: HubContext, reports: Sequence[StatusReport]) -> _Batch:
+    ids = [r.message_id for r in reports]
+    seen = set(
+        conn.execute(
+            select(status_message.c.message_id).where(status_message.c.message_id.in_(ids))
+        ).scalars()
+    )
+    keys = {ctx.pseudonyms.subject(r.identifier) for r in reports}
+    students = {
+        row.subject_key: (row.id, row.school)
+        for row in conn.execute(
+            select(student.c.id, student.c.subject_key, student.c.school).where(
+                student.c.subject_key.in_(keys)
+            )
+        )
+    }
+    student_ids = [sid for sid, _ in students.values()]
+    dossiers: dict[str, tuple[int, str, str]] = {}
+    by_student_mbo: dict[tuple[int, str], tuple[str, str]] = {}
+    for row in conn.execute(
+        select(dossier.c.dossier_id, dossier.c.student_id, dossier.c.receiving, dossier.c.state)
+        .where(dossier.c.student_id.in_(student_ids))
+        .order_by(dossier.c.created_at)
+    ):
+        dossiers[row.dossier_id] = (row.student_id, row.receiving, row.state)
+        by_student_mbo[(row.student_id, row.receiving)] = (row.dossier_id, row.state)
+    registrations: dict[tuple[int, str], tuple[int, Current]] = {}
+    enrolled: dict[int, set[str]] = {}
+    for row in conn.execute(
+        select(
+            registration.c.id,
+            registration.c.student_id,
+            registration.c.mbo_brin,
+            registration.c.status,
+            registration.c.status_at,
+        ).where(registration.c.student_id.in_(student_ids))
+    ):
+        status = RegistrationStatus(row.status)
+        registrations[(row.student_id, row.mbo_brin)] = (
+            row.id,
+            Current(status, _utc(row.status_at)),
+        )
+        if status is RegistrationStatus.INGESCHREVEN:
+            enrolled.setdefault(row.student_id, set()).add(row.mbo_brin)
+    return _Batch(seen, students, dossiers, by_student_mbo, registrations, enrolled)
+
+
+def reconcile(
+    ctx: HubContext,
+    reports: Iterable[StatusReport],
+    *,
+    channel: str,
+    batch_size: int = 5000,
+    now: datetime | None = None,
+) -> ReconcileReport:
+    """Process reports (any order, any duplicates); see the module docstring."""
+    result = ReconcileReport()
+    moment = now or datetime.now(UTC)
+    for chunk in _chunks(reports, batch_size):
+        # The mbo's time orders the reports of one registration within the batch too.
+        chunk.sort(key=lambda r: r.sent_at)
+        with ctx.engine.begin() as conn:
+            _reconcile_batch(conn, ctx, chunk, channel, moment, result)
+    return result
+
+
+def _reconcile_batch(
+    conn: Connection,
+    ctx: HubContext,
+    chunk: list[StatusReport],
+    channel: str,
+    moment: datetime,
+    result: ReconcileReport,
+) -> None:
+    batch = _load(conn, ctx, chunk)
+    messages: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    inserts: dict[tuple[int, str], dict[str, Any]] = {}
+    updates: dict[int, dict[str, Any]] = {}
+    events: list[AuditEvent] = []
+    for report in chunk:
+        result.reports += 1
+        subject = ctx.pseudonyms.subject(report.identifier)
+        mbo = str(report.mbo)
+        if report.message_id in batch.seen:
+            result.outcomes[Outcome.DUPLICATE.value] += 1
+            continue  # already in the ledger with its decision; nothing new to record
+        batch.seen.add(report.message_id)
+        student_id: int | None = None
+        dossier_id: str | None = report.dossier_id
+        verdict: Outcome | WorkItemKind
+        detail = ""
+        known = batch.students.get(subject)
+        if known is None:
+            verdict, detail = WorkItemKind.UNKNOWN_STUDENT, "no student with this number"
+        elif known[1][:4] != str(report.vo):
+            student_id = known[0]
+            verdict, detail = WorkItemKind.WRONG_SCHOOL, f"known at school {known[1]}"
+        else:
+            student_id = known[0]
+            verdict, dossier_id, detail = _match(batch, report, student_id, mbo)
+        if isinstance(verdict, Outcome) and student_id is not None:
+            key = (student_id, mbo)
+            held = batch.registrations.get(key)
+            verdict = decide(held[1] if held else None, report)
+            if verdict is Outcome.APPLIED:
+                _apply(batch, key, report, dossier_id, moment, inserts, updates)
+                if report.status is RegistrationStatus.INGESCHREVEN:
+                    others = batch.enrolled.setdefault(student_id, set())
+                    if others - {mbo}:
+                        items.append(
+                            _item(report, subject, student_id, WorkItemKind.DOUBLE_ENROLMENT,
+                                  f"also ingeschreven at {', '.join(sorted(others - {mbo}))}", moment)
+                        )  # fmt: skip
+                        result.work_items[WorkItemKind.DOUBLE_ENROLMENT.value] += 1
+                    others.add(mbo)
+                elif report.status is RegistrationStatus.UITGESCHREVEN:
+                    batch.enrolled.get(student_id, set()).discard(mbo)
+            elif isinstance(verdict, WorkItemKind):
+                detail = f"{held[1].status.value if held else '(none)'} -> {report.status.value}"
+        outcome = verdict.value if isinstance(verdict, Outcome) else Outcome.WORK_ITEM.value
+        if isinstance(verdict, WorkItemKind):
+            items.append(_item(report, subject, student_id, verdict, detail, moment))
+            result.work_items[verdict.value] += 1
+        result.outcomes[outcome] += 1
+        messages.append(
+            {
+                "message_id": report.message_id,
+                "received_at": moment,
+                "channel": channel,
+                "mbo_brin": mbo,
+                "subject_key": subject,
+                "student_id": student_id,
+                "dossier_id": dossier_id,
+                "status": report.status.value,
+                "status_date": report.status_date,
+                "sent_at": report.sent_at,
+                "outcome": outcome,
+                "work_item": verdict.value if isinstance(verdict, WorkItemKind) else None,
+            }
+        )
+        events.append(
+            AuditEvent(
+                ACTOR,
+                "status.received",
+                "message",
+                report.message_id,
+                result=outcome,
+                origin=f"{channel}:{mbo}",
+                detail={
+                    "subject": subject,
+                    "status": report.status.value,
+                    "work_item": verdict.value if isinstance(verdict, WorkItemKind) else None,
+                },
+            )
+        )
+    if messages:
+        conn.execute(insert(status_message), messages)
+    if items:
+        conn.execute(insert(work_item), items)
+    if inserts:
+        conn.execute(insert(registration), list(inserts.values()))
+    for row_id, values in updates.items():
+        conn.execute(update(registration).where(registration.c.id == row_id).values(values))
+    AuditLog(conn, lambda: moment).append_many(events)
+
+
+def _match(
+    batch: _Batch, report: StatusReport, student_id: int, mbo: str
+) -> tuple[Outcome | WorkItemKind, str | None, str]:
+    """The dossier a report is about, or why there is none."""
+    if report.dossier_id is not None:
+        found = batch.dossiers.get(report.dossier_id)
+        if found is None or found[0] != student_id:
+            return (
+                WorkItemKind.NOT_APPLIED,
+                report.dossier_id,
+                "RelatesTo names no dossier of this student",
+            )
+        if found[1] != mbo:
+            return (
+                WorkItemKind.DOSSIER_ELSEWHERE,
+                report.dossier_id,
+                f"the dossier went to {found[1]}",
+            )
+        if found[2] not in _SENT:
+            return WorkItemKind.DOSSIER_NOT_SENT, report.dossier_id, f"dossier state {found[2]}"
+        return Outcome.APPLIED, report.dossier_id, ""
+    held = batch.by_student_mbo.get((student_id, mbo))
+    if held is None:
+        return WorkItemKind.NOT_APPLIED, None, "no dossier of this student for this institution"
+    if held[1] not in _SENT:
+        return WorkItemKind.DOSSIER_NOT_SENT, held[0], f"dossier state {held[1]}"
+    return Outcome.APPLIED, held[0], ""
+
+
+def _apply(
+    batch: _Batch,
+    key: tuple[int, str],
+    report: StatusReport,
+    dossier_id: str | None,
+    moment: datetime,
+    inserts: dict[tuple[int, str], dict[str, Any]],
+    updates: dict[int, dict[str, Any]],
+) -> None:
+    held = batch.registrations.get(key)
+    values = {"status": report.status.value, "status_at": report.sent_at, "updated_at": moment}
+    if held is None:
+        if key in inserts:
+            inserts[key].update(values)
+        else:
+            inserts[key] = {
+                "student_id": key[0],
+                "mbo_brin": key[1],
+                "dossier_id": dossier_id,
+                **values,
+            }
+        batch.registrations[key] = (0, Current(report.status, report.sent_at))
+        return
+    row_id = held[0]
+    if row_id == 0:  # inserted earlier in this batch
+        inserts[key].update(values)
+    else:
+        updates[row_id] = values
+    batch.registrations[key] = (row_id, Current(report.status, report.sent_at))
+
+
+def _item(
+    report: StatusReport,
+    subject: str,
+    student_id: int | None,
+    kind: WorkItemKind,
+    detail: str,
+    moment: datetime,
+) -> dict[str, Any]:
+    return {
+        "kind": kind.value,
+        "message_id": report.message_id,
+        "subject_key": subject,
+        "mbo_brin": str(report.mbo),
+        "student_id": student_id,
+        "detail": detail,
+        "created_at": moment,
+    }
