@@ -22,13 +22,14 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from overstap.audit.chain import AuditEvent
 from overstap.bootstrap import HubContext
 from overstap.domain.registration import Current, Outcome, StatusReport, WorkItemKind, decide
 from overstap.domain.states import DossierState, RegistrationStatus
 from overstap.store.audit_log import AuditLog
+from overstap.store.bulk import bulk_insert
 from overstap.store.tables import dossier, registration, status_message, student, work_item
 
 ACTOR = "overstap reconcile"
@@ -64,14 +65,14 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _load(conn: Connection, ctx: HubContext, reports: Sequence[StatusReport]) -> _Batch:
+def _load(conn: Connection, reports: Sequence[StatusReport], subjects: Sequence[str]) -> _Batch:
     ids = [r.message_id for r in reports]
     seen = set(
         conn.execute(
             select(status_message.c.message_id).where(status_message.c.message_id.in_(ids))
         ).scalars()
     )
-    keys = {ctx.pseudonyms.subject(r.identifier) for r in reports}
+    keys = set(subjects)
     students = {
         row.subject_key: (row.id, row.school)
         for row in conn.execute(
@@ -138,15 +139,15 @@ def _reconcile_batch(
     moment: datetime,
     result: ReconcileReport,
 ) -> None:
-    batch = _load(conn, ctx, chunk)
+    subjects = [ctx.pseudonyms.subject(r.identifier) for r in chunk]
+    batch = _load(conn, chunk, subjects)
     messages: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
     inserts: dict[tuple[int, str], dict[str, Any]] = {}
     updates: dict[int, dict[str, Any]] = {}
     events: list[AuditEvent] = []
-    for report in chunk:
+    for report, subject in zip(chunk, subjects, strict=True):
         result.reports += 1
-        subject = ctx.pseudonyms.subject(report.identifier)
         mbo = str(report.mbo)
         if report.message_id in batch.seen:
             result.outcomes[Outcome.DUPLICATE.value] += 1
@@ -220,12 +221,9 @@ def _reconcile_batch(
                 },
             )
         )
-    if messages:
-        conn.execute(insert(status_message), messages)
-    if items:
-        conn.execute(insert(work_item), items)
-    if inserts:
-        conn.execute(insert(registration), list(inserts.values()))
+    bulk_insert(conn, status_message, messages)
+    bulk_insert(conn, work_item, items)
+    bulk_insert(conn, registration, list(inserts.values()))
     for row_id, values in updates.items():
         conn.execute(update(registration).where(registration.c.id == row_id).values(values))
     AuditLog(conn, lambda: moment).append_many(events)

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import marshal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 
 from overstap.audit.pseudonym import Pseudonymizer
 from overstap.domain.calendar import SchoolYear
 from overstap.domain.identifiers import BrinVestiging, Bsn, Gemeentecode, Onderwijsnummer, Postcode
 from overstap.domain.parties import DoorstroompuntRegion, MboInstitution, Municipality, VoSchool
 from overstap.domain.student import Address, Contact, Guardian, Level, Name, Student
+from overstap.store.bulk import bulk_insert
 from overstap.store.tables import (
     doorstroompunt_region,
     mbo_institution,
@@ -341,54 +341,7 @@ def save_student_rows(
 
 
 def _insert_students(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Bulk insert; on SQLite straight through the driver with the values SQLAlchemy would store.
-
-    SQLAlchemy's executemany costs ~23 µs per student row here against ~9 µs for the sqlite3
-    driver with ready tuples, and the insert runs under the database's write lock, so it bounds
-    a parallel import. The conversions are SQLAlchemy's SQLite storage formats (DATE, DATETIME
-    without zone - the hub stores UTC -, BOOLEAN as 0/1, JSON via json.dumps);
-    `tests/integration/test_students_store.py` holds both paths to byte-identical rows.
-    """
-    if conn.dialect.name != "sqlite" or not _FAST_SQLITE_INSERT:
-        conn.execute(
-            insert(student), [{k: v for k, v in r.items() if k != _GUARDIANS_JSON} for r in rows]
-        )
-        return
-    columns = [c for c in rows[0] if c != _GUARDIANS_JSON]
-    quote = conn.dialect.identifier_preparer.quote
-    names = ", ".join(quote(student.c[c].name) for c in columns)  # KeyError for a stranger
-    marks = ", ".join("?" for _ in columns)
-    sql = f"INSERT INTO student ({names}) VALUES ({marks})"  # noqa: S608 (the table's own columns)
-    # Only a few columns need converting; the rest (text, numbers) pass as they are.
-    convert = [
-        (i, f)
-        for i, c in enumerate(columns)
-        if (f := _SQLITE_STORAGE.get(type(student.c[c].type).__name__)) is not None
-    ]
-    params = []
-    guardians = columns.index("guardians")
-    for row in rows:
-        values = [row[c] for c in columns]
-        for i, f in convert:
-            values[i] = (
-                row[_GUARDIANS_JSON] if i == guardians and _GUARDIANS_JSON in row else f(values[i])
-            )
-        params.append(tuple(values))
-    conn.exec_driver_sql(sql, params)
+    bulk_insert(conn, student, rows, ready={"guardians": _GUARDIANS_JSON})
 
 
-@functools.lru_cache(maxsize=64)
-def _sqlite_datetime(value: datetime | None) -> str | None:
-    # Cached: a batch's rows share one `updated_at`.
-    return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-_SQLITE_STORAGE: dict[str, Callable[[Any], Any]] = {
-    "Date": lambda v: None if v is None else v.isoformat(),
-    "DateTime": _sqlite_datetime,
-    "Boolean": lambda v: None if v is None else int(v),
-    "JSON": lambda v: None if v is None else json.dumps(v),
-}
-_GUARDIANS_JSON = "_guardians_json"  # a row key that is not a column
-# Tests switch it off to compare both paths.
-_FAST_SQLITE_INSERT = True
+_GUARDIANS_JSON = "_guardians_json"  # a row key that is not a column (store.bulk.PRIVATE)

@@ -139,7 +139,7 @@ def test_sqlite_fast_insert_stores_exactly_what_sqlalchemy_would(
 ) -> None:
     """store.students inserts through the sqlite3 driver on SQLite; the rows must be the very
     values SQLAlchemy's own insert stores (compared as raw SQLite values, type included)."""
-    import overstap.store.students as students_module
+    import overstap.store.bulk as bulk_module
     from overstap.store import migrate
     from overstap.store.engine import make_engine
 
@@ -151,7 +151,7 @@ def test_sqlite_fast_insert_stores_exactly_what_sqlalchemy_would(
     ]
     raw: list[list[tuple[object, ...]]] = []
     for fast in (True, False):
-        monkeypatch.setattr(students_module, "_FAST_SQLITE_INSERT", fast)
+        monkeypatch.setattr(bulk_module, "FAST_SQLITE", fast)
         engine = make_engine(f"sqlite:///{tmp_path / f'fast-{fast}.db'}")
         migrate.upgrade(engine)
         _parties(engine)
