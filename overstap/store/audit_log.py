@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy.engine.cursor import CursorFetchStrategy
 
 from overstap.audit.chain import (
     GENESIS_HASH,
@@ -14,10 +15,27 @@ from overstap.audit.chain import (
     AuditRecord,
     ChainProblem,
     ChainReport,
-    seal,
-    verify_records,
+    RecordRow,
+    seal_at,
+    timestamp,
+    verify_rows,
 )
 from overstap.store.tables import audit_event, audit_head
+
+# The columns of a `RecordRow`, in hash order.
+_ROW_COLUMNS = (
+    audit_event.c.seq,
+    audit_event.c.at,
+    audit_event.c.actor,
+    audit_event.c.action,
+    audit_event.c.object_kind,
+    audit_event.c.object_ref,
+    audit_event.c.result,
+    audit_event.c.origin,
+    audit_event.c.detail,
+    audit_event.c.prev_hash,
+    audit_event.c.hash,
+)
 
 Clock = Callable[[], datetime]
 
@@ -42,11 +60,11 @@ class AuditLog:
 
     def append_many(self, events: Iterable[AuditEvent]) -> list[AuditRecord]:
         seq, prev = self._lock_head()
-        now = self._clock()
+        at = timestamp(self._clock())
         records: list[AuditRecord] = []
         for ev in events:
             seq += 1
-            rec = seal(ev, seq=seq, at=now, prev_hash=prev)
+            rec = seal_at(ev, seq=seq, at=at, prev_hash=prev)
             prev = rec.hash
             records.append(rec)
         if not records:
@@ -71,21 +89,43 @@ class AuditLog:
 
     def records(self, *, batch: int = 5000) -> Iterator[AuditRecord]:
         """All records in seq order, streamed in batches (keyset pagination, bounded memory)."""
+        for row in self._rows(batch):
+            yield AuditRecord(int(row[0]), *row[1:])
+
+    def _rows(self, batch: int = 5000) -> Iterator[RecordRow]:
+        """`records` as plain tuples in `RecordRow` order, the form `verify_rows` reads.
+
+        Verify spends its time here and in hashing, so: named columns in hash order, fetched as
+        the driver's own tuples from the DBAPI cursor. SQLAlchemy has no result processing for
+        these column types (BigInteger and text on SQLite and psycopg), so the values are the
+        same; skipping its Row objects made verify a quarter faster (bench/audit.py). Batches of
+        5,000 measured faster than 20,000 on SQLite, and the keyset keeps each query an index
+        range scan however far into the chain.
+        """
         last = 0
         while True:
-            rows = self._conn.execute(
-                select(audit_event)
+            result = self._conn.execute(
+                select(*_ROW_COLUMNS)
                 .where(audit_event.c.seq > last)
                 .order_by(audit_event.c.seq)
                 .limit(batch)
-            ).all()
+            )
+            rows: Sequence[RecordRow]
+            if type(result.cursor_strategy) is CursorFetchStrategy:
+                # The plain strategy has read nothing yet: all rows are still in the cursor.
+                rows = result.cursor.fetchall()
+                result.close()
+            else:
+                # A streaming connection (stream_results, yield_per) has already buffered the
+                # first row in SQLAlchemy; reading the cursor directly would skip it.
+                rows = result.tuples().all()
             if not rows:
                 return
-            yield from (_record(r) for r in rows)
-            last = rows[-1].seq
+            yield from rows
+            last = rows[-1][0]
 
     def verify(self) -> ChainReport:
-        report = verify_records(self.records())
+        report = verify_rows(self._rows())
         if not report.ok:
             return report
         head = self._conn.execute(
