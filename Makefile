@@ -48,6 +48,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/sis_import.py
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/soap_delivery.py
+	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/audit.py
 
 # Re-pin every dependency (needs uv); commit the result.
 lock: $(STAMP)

@@ -89,7 +89,7 @@ def audit_verify() -> None:
     from overstap.store.audit_log import AuditLog
 
     ctx = HubContext.open()
-    with ctx.engine.connect() as conn:
+    with ctx.engine.connect().execution_options(read_only=True) as conn:  # never blocks writers
         report = AuditLog(conn).verify()
     if report.problem is not None:
         err.print(
