@@ -351,7 +351,7 @@ def _write_batch(
             )
         )
     result = save_student_rows(conn, accepted, existing)
-    # ADR 7: one record for the students a batch created (their pseudonyms listed), one per
+    # ADR 8: one record for the students a batch created (their pseudonyms listed), one per
     # student whose data changed (naming the fields), one for the batch's refused records.
     created = [c.subject_key for c in result.changes if c.created]
     events = [
