@@ -267,25 +267,7 @@ class Verifier:
         key = xmlsec.Key.from_memory(
             leaf.public_bytes(Encoding.DER), xmlsec.constants.KeyDataFormatCertDer
         )
-        ctx = xmlsec.SignatureContext()
-        ctx.key = key
-        # Defence in depth: even if the checks above missed something, xmlsec runs no other transform.
-        # (xmlsec checks the DigestMethod against the same list as the Reference transforms.)
-        for transform in (
-            xmlsec.constants.TransformEnveloped,
-            xmlsec.constants.TransformExclC14N,
-            xmlsec.constants.TransformSha256,
-            xmlsec.constants.TransformSha384,
-            xmlsec.constants.TransformSha512,
-        ):
-            ctx.enable_reference_transform(transform)
-        for transform in (
-            xmlsec.constants.TransformExclC14N,
-            xmlsec.constants.TransformRsaSha256,
-            xmlsec.constants.TransformRsaSha384,
-            xmlsec.constants.TransformRsaSha512,
-        ):
-            ctx.enable_signature_transform(transform)
+        ctx = restricted_context(key, enveloped=True)
         try:
             ctx.verify(sig)
         except xmlsec.Error:
@@ -386,6 +368,31 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         return False
+
+
+def restricted_context(key: xmlsec.Key, *, enveloped: bool) -> xmlsec.SignatureContext:
+    """A verification context that runs only our algorithms: defence in depth, should a shape
+    check ever miss something. (xmlsec checks DigestMethod against the Reference list too.)"""
+    ctx = xmlsec.SignatureContext()
+    ctx.key = key
+    reference = [
+        xmlsec.constants.TransformExclC14N,
+        xmlsec.constants.TransformSha256,
+        xmlsec.constants.TransformSha384,
+        xmlsec.constants.TransformSha512,
+    ]
+    if enveloped:
+        reference.append(xmlsec.constants.TransformEnveloped)
+    for transform in reference:
+        ctx.enable_reference_transform(transform)
+    for transform in (
+        xmlsec.constants.TransformExclC14N,
+        xmlsec.constants.TransformRsaSha256,
+        xmlsec.constants.TransformRsaSha384,
+        xmlsec.constants.TransformRsaSha512,
+    ):
+        ctx.enable_signature_transform(transform)
+    return ctx
 
 
 def canonical_bytes(root: Any) -> bytes:

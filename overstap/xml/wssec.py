@@ -61,7 +61,13 @@ from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 from overstap.crypto.trust import TrustedParty, TrustStore, UntrustedCertificate, Usage
 from overstap.domain.identifiers import Oin
 from overstap.errors import ConfigurationError, InvalidRecord
-from overstap.xml.dsig import DIGEST_METHODS, DSIG_NS, EXC_C14N, SIGNATURE_METHODS
+from overstap.xml.dsig import (
+    DIGEST_METHODS,
+    DSIG_NS,
+    EXC_C14N,
+    SIGNATURE_METHODS,
+    restricted_context,
+)
 from overstap.xml.safe import RULE_ENCODING, UnsafeXml, parse_untrusted
 
 __all__ = [
@@ -492,23 +498,8 @@ class WsVerifier:
     def _xmlsec_verify(self, root: Any, signature: Any, certificate: x509.Certificate) -> None:
         # Only "Id" attributes become ids for xmlsec; all of them were checked unique above.
         xmlsec.tree.add_ids(root, ["Id"])
-        ctx = xmlsec.SignatureContext()
-        ctx.key = self._key_for(certificate)
         # Even if the checks above missed something, xmlsec runs no other algorithm.
-        for transform in (
-            xmlsec.constants.TransformExclC14N,
-            xmlsec.constants.TransformSha256,
-            xmlsec.constants.TransformSha384,
-            xmlsec.constants.TransformSha512,
-        ):
-            ctx.enable_reference_transform(transform)
-        for transform in (
-            xmlsec.constants.TransformExclC14N,
-            xmlsec.constants.TransformRsaSha256,
-            xmlsec.constants.TransformRsaSha384,
-            xmlsec.constants.TransformRsaSha512,
-        ):
-            ctx.enable_signature_transform(transform)
+        ctx = restricted_context(self._key_for(certificate), enveloped=False)
         try:
             ctx.verify(signature)
         except xmlsec.Error:
