@@ -152,40 +152,22 @@ class _QuietHandler(WSGIRequestHandler):
         return
 
 
-class ReferenceServer:
-    """A WSGI app served from a thread on 127.0.0.1 at a free port; a context manager.
+class ServerThread:
+    """A socketserver-style server in a daemon thread of this process: `start`/`stop` and use as
+    a context manager. Subclasses build the server in `_make_server` (port 0: a free port)."""
 
-    Subclasses implement `app`. `delay` (seconds) is slept before answering a data request;
-    `fail_next` queues injected failures that the subclass renders in its protocol's way.
-    """
+    _server: Any = None
+    _thread: threading.Thread | None = None
 
-    def __init__(self, region_dir: Path, *, clock: Callable[[], datetime] | None = None) -> None:
-        self.store = StudentStore(region_dir, clock or (lambda: datetime.now(UTC)))
-        self.delay = 0.0
-        self._failures: list[Any] = []
-        self._failures_lock = threading.Lock()
-        self._server: _ThreadingWsgiServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    def _make_server(self) -> Any:
         raise NotImplementedError
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("server is not started")
-        return int(self._server.server_address[1])
 
     def start(self) -> Self:
         if self._server is not None:
             return self
-        server = make_server(
-            "127.0.0.1", 0, self.app, server_class=_ThreadingWsgiServer, handler_class=_QuietHandler
-        )
-        assert isinstance(server, _ThreadingWsgiServer)
-        self._server = server
+        self._server = self._make_server()
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
         return self
@@ -210,6 +192,36 @@ class ReferenceServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ReferenceServer(ServerThread):
+    """A WSGI app served from a thread on 127.0.0.1 at a free port; a context manager.
+
+    Subclasses implement `app`. `delay` (seconds) is slept before answering a data request;
+    `fail_next` queues injected failures that the subclass renders in its protocol's way.
+    """
+
+    def __init__(self, region_dir: Path, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.store = StudentStore(region_dir, clock or (lambda: datetime.now(UTC)))
+        self.delay = 0.0
+        self._failures: list[Any] = []
+        self._failures_lock = threading.Lock()
+
+    def app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        raise NotImplementedError
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("server is not started")
+        return int(self._server.server_address[1])
+
+    def _make_server(self) -> Any:
+        server = make_server(
+            "127.0.0.1", 0, self.app, server_class=_ThreadingWsgiServer, handler_class=_QuietHandler
+        )
+        assert isinstance(server, _ThreadingWsgiServer)
+        return server
 
     def touch(self, location: str, leerlingids: Iterable[str], at: datetime) -> None:
         """Mark students as changed at `at`; see `StudentStore.touch`."""

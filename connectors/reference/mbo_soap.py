@@ -45,8 +45,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from socketserver import ThreadingMixIn
-from types import TracebackType
-from typing import Any, Final, Self, cast
+from typing import Any, Final, cast
 from urllib.parse import parse_qs, urlsplit
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 from wsgiref.types import StartResponse, WSGIEnvironment
@@ -54,7 +53,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 from cryptography import x509
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
-from connectors.reference import BadRequest, read_body
+from connectors.reference import BadRequest, ServerThread, read_body
 from overstap.crypto.trust import TrustStore, oin_of
 from overstap.domain.identifiers import Oin
 from overstap.pki import PkiLayout
@@ -155,7 +154,7 @@ class _TlsWsgiServer(ThreadingMixIn, WSGIServer):
         return
 
 
-class MboSoapServer:
+class MboSoapServer(ServerThread):
     """An mbo institution's dossier service on `https://127.0.0.1:<port>/dossier`.
 
     `party` is the slug of the mbo in `pki_dir` (its "sign" key signs responses, its "tls"
@@ -207,8 +206,6 @@ class MboSoapServer:
         self._receipts: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._misbehaviour: list[str] = []
-        self._server: _TlsWsgiServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -218,39 +215,11 @@ class MboSoapServer:
             raise RuntimeError("server is not started")
         return f"https://127.0.0.1:{self._server.server_address[1]}{SERVICE_PATH}"
 
-    def start(self) -> Self:
-        if self._server is not None:
-            return self
+    def _make_server(self) -> _TlsWsgiServer:
         server = _TlsWsgiServer(("127.0.0.1", 0), _Handler)
         server.tls = self._tls
         server.set_app(self.app)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return server
 
     # --- test controls -----------------------------------------------------------------------
 
