@@ -445,6 +445,31 @@ def outbox_send(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
+) -> None:
+    """Serve the SOAP status intake (MeldStatus, mutual TLS) until Ctrl-C."""
+    import threading
+
+    from overstap.bootstrap import HubContext
+    from overstap.runtime.wiring import status_server
+
+    ctx = HubContext.open()
+    try:
+        with status_server(ctx, host, port) as server:
+            console.print(f"status intake listening on {server.url}", highlight=False)
+            try:
+                # The server runs in its own thread; this one only waits for SIGINT, which
+                # interrupts the wait with KeyboardInterrupt. Leaving `with` stops the server.
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                console.print("stopping")
+    finally:
+        ctx.close()
+
+
+@app.command()
 def demo(
     students: Annotated[int, typer.Option(min=1, help="Students in the synthetic region.")] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed of the region.")] = 2026,

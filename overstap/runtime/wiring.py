@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from overstap.domain.errors import ConfigurationError
 from overstap.ports import DeliveryTransport, SisConnector
+
+if TYPE_CHECKING:
+    from connectors.status_server import StatusIntakeServer
+    from overstap.bootstrap import HubContext
 
 
 def sis_connector(kind: str) -> SisConnector:
@@ -42,3 +48,10 @@ def delivery_transport(kind: str) -> DeliveryTransport:
 
         return SoapDeliveryTransport()
     raise ConfigurationError("delivery transport", f"unknown kind {kind!r} (soap, sftp, folder)")
+
+
+def status_server(ctx: HubContext, host: str, port: int) -> StatusIntakeServer:
+    """The hub's SOAP status intake (not started), with the hub keys of `ctx`'s PKI directory."""
+    from connectors.status_server import StatusIntakeServer
+
+    return StatusIntakeServer(ctx, host=host, port=port)
