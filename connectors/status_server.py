@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import ssl
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
-from socketserver import ThreadingMixIn
-from typing import Any, Final
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+from typing import Final
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from cryptography import x509
 
 from connectors.reference import BadRequest, ServerThread, read_body
+from connectors.tls_wsgi import PEER_CERTIFICATE, TlsRequestHandler, TlsWsgiServer
 from overstap.bootstrap import HubContext
 from overstap.crypto.trust import TrustStore, oin_of
 from overstap.errors import ConfigurationError
@@ -48,48 +46,13 @@ __all__ = ["SERVICE_PATH", "StatusIntakeServer"]
 HUB_PARTY: Final = "hub"
 MAX_REQUEST_BYTES: Final = 20 * 1024 * 1024  # the hardened parser's own default limit
 SOCKET_TIMEOUT: Final = 30.0  # a client that stalls mid-request does not hold a thread forever
-_PEER: Final = "overstap.peer_certificate"
+_PEER: Final = PEER_CERTIFICATE
 
 log = logging.getLogger(__name__)
 
 
-class _Handler(WSGIRequestHandler):
-    """wsgiref's handler with the TLS peer certificate in the environ and no request log."""
-
+class _Handler(TlsRequestHandler):
     timeout = SOCKET_TIMEOUT
-
-    def setup(self) -> None:
-        super().setup()
-        # The handshake runs here, in this connection's thread, not in the accept loop: a slow
-        # or failing client must not stall other connections.
-        connection: Any = self.connection
-        connection.do_handshake()
-        self._peer: bytes | None = connection.getpeercert(binary_form=True)
-
-    def get_environ(self) -> dict[str, Any]:
-        environ = super().get_environ()
-        environ[_PEER] = self._peer
-        return environ
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The default writes every request line to stderr; ours are counted in the service log.
-        return
-
-
-class _TlsWsgiServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    tls: ssl.SSLContext
-
-    def get_request(self) -> tuple[Any, Any]:
-        sock, address = self.socket.accept()
-        # wsgiref writes headers and body separately: without NODELAY the body waits for the
-        # client's delayed ACK.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A refused handshake or a client that went away: expected, not worth a traceback.
-        return
 
 
 class StatusIntakeServer(ServerThread):
@@ -128,8 +91,8 @@ class StatusIntakeServer(ServerThread):
         host, port = self._server.server_address[:2]
         return f"https://{host}:{port}{SERVICE_PATH}"
 
-    def _make_server(self) -> _TlsWsgiServer:
-        server = _TlsWsgiServer((self._host, self._port), _Handler)
+    def _make_server(self) -> TlsWsgiServer:
+        server = TlsWsgiServer((self._host, self._port), _Handler)
         server.tls = self._tls
         server.set_app(self.app)
         return server

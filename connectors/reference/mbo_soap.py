@@ -35,7 +35,6 @@ handler answers one HTTP/1.0 request per connection, so `_Handler.handle` loops 
 
 from __future__ import annotations
 
-import socket
 import ssl
 import threading
 import time
@@ -44,16 +43,16 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import Any, Final, cast
 from urllib.parse import parse_qs, urlsplit
-from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
+from wsgiref.simple_server import ServerHandler
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from cryptography import x509
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from connectors.reference import BadRequest, ServerThread, read_body
+from connectors.tls_wsgi import TlsRequestHandler, TlsWsgiServer
 from overstap.crypto.trust import TrustStore, oin_of
 from overstap.domain.identifiers import Oin
 from overstap.pki import PkiLayout
@@ -98,20 +97,11 @@ class _Fault(Exception):
         self.text = text
 
 
-class _Handler(WSGIRequestHandler):
-    """wsgiref's handler with HTTP/1.1 keep-alive, the TLS peer certificate in the environ and
-    no request log (stderr would fill with lines per delivery)."""
+class _Handler(TlsRequestHandler):
+    """With HTTP/1.1 keep-alive: a sender's batch reuses its connection."""
 
     protocol_version = "HTTP/1.1"
     timeout = SOCKET_TIMEOUT
-
-    def setup(self) -> None:
-        super().setup()
-        # The handshake runs here, in this connection's thread, not in the accept loop: a slow
-        # or failing client must not stall other connections.
-        connection: Any = self.connection
-        connection.do_handshake()
-        self._peer = connection.getpeercert(binary_form=True)
 
     def handle(self) -> None:
         self.close_connection = True
@@ -122,7 +112,6 @@ class _Handler(WSGIRequestHandler):
             if not self.parse_request():
                 return
             environ = self.get_environ()
-            environ["overstap.peer_certificate"] = self._peer
             # wsgiref's stubs type wfile narrower than what it is given by http.server.
             handler: Any = ServerHandler(
                 self.rfile, cast(Any, self.wfile), self.get_stderr(), environ, multithread=True
@@ -132,26 +121,6 @@ class _Handler(WSGIRequestHandler):
             handler.run(self.server.get_app())  # type: ignore[attr-defined]
             if self.close_connection or environ.get(_CLOSE):
                 return
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-class _TlsWsgiServer(ThreadingMixIn, WSGIServer):
-    # Daemon threads: a handler sleeping in an injected delay must not hold up stop().
-    daemon_threads = True
-    tls: ssl.SSLContext
-
-    def get_request(self) -> tuple[Any, Any]:
-        sock, address = self.socket.accept()
-        # wsgiref writes the headers and the body separately: without NODELAY the body waits
-        # for the client's delayed ACK (40 ms per request on Linux).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A refused handshake or a client that went away: expected here, not worth a traceback.
-        return
 
 
 class MboSoapServer(ServerThread):
@@ -215,8 +184,8 @@ class MboSoapServer(ServerThread):
             raise RuntimeError("server is not started")
         return f"https://127.0.0.1:{self._server.server_address[1]}{SERVICE_PATH}"
 
-    def _make_server(self) -> _TlsWsgiServer:
-        server = _TlsWsgiServer(("127.0.0.1", 0), _Handler)
+    def _make_server(self) -> TlsWsgiServer:
+        server = TlsWsgiServer(("127.0.0.1", 0), _Handler)
         server.tls = self._tls
         server.set_app(self.app)
         return server
