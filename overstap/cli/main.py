@@ -44,6 +44,8 @@ dossier_app = typer.Typer(
 app.add_typer(dossier_app, name="dossier")
 sis_app = typer.Typer(no_args_is_help=True, help="Student-administration (SIS) exports.")
 app.add_typer(sis_app, name="sis")
+report_app = typer.Typer(no_args_is_help=True, help="Who is where: per school, per region.")
+app.add_typer(report_app, name="report")
 outbox_app = typer.Typer(
     no_args_is_help=True, help="Outgoing messages: queue, retries, dead letters."
 )
@@ -467,6 +469,84 @@ def serve(
                 console.print("stopping")
     finally:
         ctx.close()
+
+
+@report_app.command("school")
+def report_school(
+    location: Annotated[str, typer.Argument(help="School location, BRIN + vestiging (12AB00).")],
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the list as CSV.")
+    ] = None,
+) -> None:
+    """Every leaving-year student of the school and where their registrations stand; those not
+    in sight (no registration at all) first."""
+    from rich.table import Table
+
+    from overstap.bootstrap import HubContext
+    from overstap.domain.identifiers import BrinVestiging
+    from overstap.services.reports import NIET_IN_BEELD, school_csv, school_report
+
+    try:
+        loc = str(BrinVestiging.parse(location))
+    except InvalidRecord as exc:
+        raise _fail(str(exc)) from None
+    ctx = HubContext.open()
+    lines = school_report(ctx, loc)
+    table = Table("leerlingid", "naam", "gemeente", "stand", "sinds", "aanmeldingen", title=loc)
+    for line in lines:
+        style = "bold red" if line.standing == NIET_IN_BEELD else None
+        table.add_row(
+            escape(line.leerlingid), escape(line.name), line.gemeente, line.standing,
+            line.since.isoformat() if line.since else "", escape(line.registrations), style=style,
+        )  # fmt: skip
+    console.print(table)
+    missing = sum(line.standing == NIET_IN_BEELD for line in lines)
+    console.print(f"{len(lines)} leaving-year students, {missing} niet in beeld")
+    if csv_out is not None:
+        csv_out.write_text(school_csv(lines), encoding="utf-8")
+        console.print(f"written to {csv_out}")
+
+
+@report_app.command("region")
+def report_region(
+    code: Annotated[str, typer.Argument(help="Doorstroompunt region code, e.g. MC20.")],
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the counts as CSV.")
+    ] = None,
+) -> None:
+    """Leaving-year residents of the region per municipality, counted by standing."""
+    from rich.table import Table
+
+    from overstap.bootstrap import HubContext
+    from overstap.services.reports import NIET_IN_BEELD, region_csv, region_report
+
+    ctx = HubContext.open()
+    lines = region_report(ctx, code.strip().upper())
+    if not lines:
+        raise _fail(f"no municipalities in region {code}")
+    standings = [
+        "niet_in_beeld",
+        "ingeschreven",
+        "overeenkomst_aangeboden",
+        "ontvangen",
+        "niet_tot_inschrijving",
+        "ingetrokken",
+        "uitgeschreven",
+    ]
+    table = Table("gemeente", "leerlingen", *standings, title=code.upper())
+    for line in lines:
+        table.add_row(
+            f"{line.gemeente} {escape(line.name)}", str(line.students),
+            *(str(line.counts.get(s, 0)) for s in standings),
+        )  # fmt: skip
+    console.print(table)
+    total = sum(line.counts.get(NIET_IN_BEELD, 0) for line in lines)
+    console.print(
+        f"{sum(line.students for line in lines)} leaving-year residents, {total} niet in beeld"
+    )
+    if csv_out is not None:
+        csv_out.write_text(region_csv(lines), encoding="utf-8")
+        console.print(f"written to {csv_out}")
 
 
 @app.command()
