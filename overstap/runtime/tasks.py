@@ -129,3 +129,36 @@ def deliver(recipient: str) -> dict[str, int | str]:
         "retrying": report.retrying,
         "dead_letter": report.dead_letter,
     }
+
+
+@airflow_outcome
+def sftp_intake_recipients() -> list[str]:
+    """Institutions that leave status files on SFTP (the mapped intake task's input)."""
+    from overstap.bootstrap import HubContext
+    from overstap.services.status_files import sftp_recipients
+
+    ctx = HubContext.open()
+    try:
+        return sftp_recipients(ctx)
+    finally:
+        ctx.close()
+
+
+@airflow_outcome
+def take_in_statuses(recipient: str) -> dict[str, int | str]:
+    """Take in one institution's status files. A rejected file is archived and counted, not a
+    task failure: it is in the audit chain for a person; the task fails only when the folder
+    cannot be reached (retried) or is misconfigured (not retried)."""
+    from overstap.bootstrap import HubContext
+    from overstap.runtime.connections import resolve_route
+    from overstap.runtime.wiring import status_inbox
+    from overstap.services.delivery import route_for
+    from overstap.services.status_files import take_in
+
+    ctx = HubContext.open()
+    try:
+        route = resolve_route(route_for(ctx, recipient))
+        report = take_in(ctx, route, status_inbox(route.transport))
+    finally:
+        ctx.close()
+    return report.counts()

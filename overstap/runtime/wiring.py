@@ -10,6 +10,7 @@ from overstap.ports import DeliveryTransport, SisConnector
 if TYPE_CHECKING:
     from connectors.status_server import StatusIntakeServer
     from overstap.bootstrap import HubContext
+    from overstap.services.status_files import StatusInbox
 
 
 def sis_connector(kind: str) -> SisConnector:
@@ -55,3 +56,12 @@ def status_server(ctx: HubContext, host: str, port: int) -> StatusIntakeServer:
     from connectors.status_server import StatusIntakeServer
 
     return StatusIntakeServer(ctx, host=host, port=port)
+
+
+def status_inbox(kind: str) -> StatusInbox:
+    """Where an institution's status files wait, for a `delivery_route.transport` value."""
+    if kind == "sftp":
+        from connectors.sftp_inbox import SftpInbox
+
+        return SftpInbox()
+    raise ConfigurationError("status inbox", f"unknown kind {kind!r} (sftp)")
