@@ -33,6 +33,7 @@ from overstap.store.bulk import bulk_insert
 from overstap.store.tables import dossier, registration, status_message, student, work_item
 
 ACTOR = "overstap reconcile"
+_UNANNOUNCED = "no dossier of this student for this institution (applied; to check)"
 _SENT = {DossierState.VERZONDEN.value, DossierState.AFGELEVERD.value}
 
 
@@ -172,6 +173,11 @@ def _reconcile_batch(
             verdict = decide(held[1] if held else None, report)
             if verdict is Outcome.APPLIED:
                 _apply(batch, key, report, dossier_id, moment, inserts, updates)
+                if detail == _UNANNOUNCED:
+                    items.append(
+                        _item(report, subject, student_id, WorkItemKind.NOT_APPLIED, detail, moment)
+                    )
+                    result.work_items[WorkItemKind.NOT_APPLIED.value] += 1
                 if report.status is RegistrationStatus.INGESCHREVEN:
                     others = batch.enrolled.setdefault(student_id, set())
                     if others - {mbo}:
@@ -252,7 +258,10 @@ def _match(
         return Outcome.APPLIED, report.dossier_id, ""
     held = batch.by_student_mbo.get((student_id, mbo))
     if held is None:
-        return WorkItemKind.NOT_APPLIED, None, "no dossier of this student for this institution"
+        # A registration the hub did not carry (the student applied there directly): real, so
+        # it counts in the picture; a person still looks at it (a work item, like a double
+        # enrolment). A report that names a dossier (RelatesTo) of someone else does not count.
+        return Outcome.APPLIED, None, _UNANNOUNCED
     if held[1] not in _SENT:
         return WorkItemKind.DOSSIER_NOT_SENT, held[0], f"dossier state {held[1]}"
     return Outcome.APPLIED, held[0], ""
