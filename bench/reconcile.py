@@ -7,7 +7,8 @@ Run: `.venv/bin/python bench/reconcile.py [--students N]`
 Setup (not timed, cached in $TMPDIR/overstap-bench): a synthetic region loaded into a SQLite hub
 (students and their dossiers, marked delivered). Timed: `overstap.services.reconcile.reconcile`
 over one report per applying student (the first status its scenario holds), every 20th one
-spoiled (an unknown number, an institution the student never applied to, a regression).
+spoiled: an unknown number (a work item), an institution the student never applied to
+(applied and flagged), or a deregistration as the first news (a forward skip).
 """
 
 from __future__ import annotations
