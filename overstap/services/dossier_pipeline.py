@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
-from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,6 +26,7 @@ from cryptography import x509
 from sqlalchemy import Connection, select
 
 from mappings.dossier_xml import CanonicalDossier, DossierEnvelope, dossier_document
+from overstap.batching import chunks
 from overstap.crypto import cms
 from overstap.domain.dossier import Dossier
 from overstap.domain.errors import InvalidRecord
@@ -166,12 +166,6 @@ def _process_chunk(chunk: list[Any]) -> list[Outcome]:
     return _run(_processor, _prepare, chunk)
 
 
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 def process_dossiers(
     items: Iterable[Any],
     config: PipelineConfig,
@@ -191,7 +185,7 @@ def process_dossiers(
     workers = workers or min(os.cpu_count() or 1, 8)
     if workers == 1:
         processor = DossierProcessor(config)
-        for chunk in _chunks(items, chunk_size):
+        for chunk in chunks(items, chunk_size):
             yield from _run(processor, prepare, chunk)
         return
     # spawn, not fork: a forked child would inherit the parent's SQLAlchemy pool and threads.
@@ -202,7 +196,7 @@ def process_dossiers(
         initargs=(config, prepare),
     ) as pool:
         pending: deque[Future[list[Outcome]]] = deque()
-        for chunk in _chunks(items, chunk_size):
+        for chunk in chunks(items, chunk_size):
             pending.append(pool.submit(_process_chunk, chunk))
             if len(pending) >= 2 * workers:
                 yield from pending.popleft().result()

@@ -12,15 +12,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from itertools import islice
 from pathlib import Path
 
 from sqlalchemy import Connection, select, update
 
 from overstap.audit.chain import AuditEvent
+from overstap.batching import chunks
 from overstap.bootstrap import HubContext
 from overstap.domain.dossier import Dossier, JaNee
 from overstap.domain.states import DossierState
@@ -29,7 +28,7 @@ from overstap.services.dossier_pipeline import (
     process_dossiers,
     registry_envelopes,
 )
-from overstap.store.audit_log import AuditLog
+from overstap.store.audit_log import AuditLog, fixed_clock
 from overstap.store.dossiers import iter_dossiers
 from overstap.store.outbox import Outbox
 from overstap.store.tables import delivery_route, mbo_institution
@@ -53,9 +52,9 @@ def approve_dossiers(ctx: HubContext, *, today: date, batch: int = 1000) -> Appr
         candidates = list(
             iter_dossiers(conn, states=[DossierState.DEEL_B_INGEVULD, DossierState.GEWEIGERD])
         )
-    for chunk in _chunks(candidates, batch):
+    for chunk in chunks(candidates, batch):
         with ctx.engine.begin() as conn:
-            log = AuditLog(conn, _clock(now))
+            log = AuditLog(conn, fixed_clock(now))
             for d in chunk:
                 target = _decision(d, today)
                 if target is None:
@@ -93,23 +92,12 @@ def _decision(d: Dossier, today: date) -> DossierState | None:
     return None  # e.g. toestemming by the wrong person: the school must ask again
 
 
-def _clock(moment: datetime) -> Callable[[], datetime]:
-    """One time for every record of a transaction."""
-    return lambda: moment
-
-
 def _set_state(conn: Connection, dossier_id: str, state: DossierState, now: datetime) -> None:
     conn.execute(
         update(dossier_table)
         .where(dossier_table.c.dossier_id == dossier_id)
         .values(state=state.value, updated_at=now)
     )
-
-
-def _chunks(items: Sequence[Dossier], size: int) -> Iterator[Sequence[Dossier]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 def routes(conn: Connection) -> dict[str, str]:
@@ -142,7 +130,7 @@ def queue_dossiers(
         approved = list(iter_dossiers(conn, states=[DossierState.GOEDGEKEURD]))
         envelope = registry_envelopes(conn)
         transport = routes(conn)
-    for chunk in _chunks(approved, batch):
+    for chunk in chunks(approved, batch):
         # SFTP receivers get the signed dossier CMS-encrypted; SOAP receivers get it signed,
         # inside a WS-Security envelope over mutual TLS (the transport adds that).
         by_id = {d.dossier_id: d for d in chunk}
@@ -157,7 +145,7 @@ def queue_dossiers(
         now = datetime.now(UTC)
         with ctx.engine.begin() as conn:
             box = Outbox(conn, now)
-            log = AuditLog(conn, _clock(now))
+            log = AuditLog(conn, fixed_clock(now))
             for outcome in outcomes:
                 d = by_id[outcome.dossier_id]
                 if outcome.payload is None:

@@ -16,20 +16,21 @@ queries, decided in memory, and written back with executemany.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, select, update
 
 from overstap.audit.chain import AuditEvent
+from overstap.batching import chunks
 from overstap.bootstrap import HubContext
 from overstap.domain.registration import Current, Outcome, StatusReport, WorkItemKind, decide
 from overstap.domain.states import DossierState, RegistrationStatus
-from overstap.store.audit_log import AuditLog
+from overstap.store.audit_log import AuditLog, fixed_clock
 from overstap.store.bulk import bulk_insert
+from overstap.store.engine import as_utc
 from overstap.store.tables import dossier, registration, status_message, student, work_item
 
 ACTOR = "overstap reconcile"
@@ -54,16 +55,6 @@ class _Batch:
     by_student_mbo: dict[tuple[int, str], tuple[str, str]]  # -> (dossier id, state)
     registrations: dict[tuple[int, str], tuple[int, Current]]  # -> (row id, current)
     enrolled: dict[int, set[str]]  # student id -> institutions where ingeschreven
-
-
-def _chunks(items: Iterable[StatusReport], size: int) -> Iterator[list[StatusReport]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _load(conn: Connection, reports: Sequence[StatusReport], subjects: Sequence[str]) -> _Batch:
@@ -106,7 +97,7 @@ def _load(conn: Connection, reports: Sequence[StatusReport], subjects: Sequence[
         status = RegistrationStatus(row.status)
         registrations[(row.student_id, row.mbo_brin)] = (
             row.id,
-            Current(status, _utc(row.status_at)),
+            Current(status, as_utc(row.status_at)),
         )
         if status is RegistrationStatus.INGESCHREVEN:
             enrolled.setdefault(row.student_id, set()).add(row.mbo_brin)
@@ -124,7 +115,7 @@ def reconcile(
     """Process reports (any order, any duplicates); see the module docstring."""
     result = ReconcileReport()
     moment = now or datetime.now(UTC)
-    for chunk in _chunks(reports, batch_size):
+    for chunk in chunks(reports, batch_size):
         # The mbo's time orders the reports of one registration within the batch too.
         chunk.sort(key=lambda r: r.sent_at)
         with ctx.engine.begin() as conn:
@@ -232,7 +223,7 @@ def _reconcile_batch(
     bulk_insert(conn, registration, list(inserts.values()))
     for row_id, values in updates.items():
         conn.execute(update(registration).where(registration.c.id == row_id).values(values))
-    AuditLog(conn, lambda: moment).append_many(events)
+    AuditLog(conn, fixed_clock(moment)).append_many(events)
 
 
 def _match(

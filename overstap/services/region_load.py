@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
 from pathlib import Path
 
 from overstap.audit.chain import AuditEvent
+from overstap.batching import chunks
 from overstap.bootstrap import HubContext
 from overstap.region.dossiers import scenario_dossier
-from overstap.region.model import StudentRecord, iter_students, load_region
+from overstap.region.model import iter_students, load_region
 from overstap.services.sis_sources import region_sources, save_source_rows
 from overstap.store.audit_log import AuditLog
 from overstap.store.dossiers import save_dossiers
@@ -33,11 +33,6 @@ class RegionLoadResult:
     @property
     def students(self) -> int:
         return self.created + self.updated + self.unchanged
-
-
-def _batches(items: Iterator[StudentRecord], size: int) -> Iterator[list[StudentRecord]]:
-    while chunk := list(islice(items, size)):
-        yield chunk
 
 
 def load_region_into_hub(
@@ -75,7 +70,7 @@ def load_region_into_hub(
     created = updated = unchanged = done = dossiers_created = dossiers_updated = 0
     # One transaction per batch: a crash loses at most the batch in flight, and a re-run
     # picks up where it stopped because the upsert is idempotent.
-    for chunk in _batches(iter_students(directory), batch_size):
+    for chunk in chunks(iter_students(directory), batch_size):
         with ctx.engine.begin() as conn:
             result = save_students(conn, [r.student for r in chunk], ctx.pseudonyms, now())
             records = AuditLog(conn, now).append_many(

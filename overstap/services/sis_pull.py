@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -25,13 +24,14 @@ from sqlalchemy import Connection, insert, select, update
 from mappings.sis_formats import RawRecord, records
 from mappings.sis_mapping import SisMapping, load_mapping
 from overstap.audit.chain import AuditEvent
+from overstap.batching import chunks
 from overstap.bootstrap import HubContext
 from overstap.domain.calendar import SchoolYear
 from overstap.domain.errors import InvalidRecord
 from overstap.domain.identifiers import BrinVestiging, Bsn
 from overstap.domain.student import Student
 from overstap.ports import ExportDocument, SisConnector, SisSchool
-from overstap.store.audit_log import AuditLog
+from overstap.store.audit_log import AuditLog, fixed_clock
 from overstap.store.students import Existing, lookup, save_student_rows, student_rows
 from overstap.store.tables import quarantine, sis_pull, sis_source
 
@@ -93,12 +93,6 @@ def _watermark(documents: Sequence[ExportDocument]) -> str | None:
     return f"files:{digest.hexdigest()[:32]}"
 
 
-def _batches(items: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 class _Deduplicator:
     """Within one pull: a leerlingid or a personal number seen twice is refused the second time."""
 
@@ -139,11 +133,6 @@ def _taken_elsewhere(
 
 
 _UNKNOWN: Any = object()  # `since` not given: read it from sis_source
-
-
-def _at(moment: datetime) -> Callable[[], datetime]:
-    """One time for every audit record of a transaction."""
-    return lambda: moment
 
 
 class _PullRow:
@@ -222,7 +211,7 @@ class _PullRow:
             origin=origin,
             detail=report.counts(),
         )
-        AuditLog(conn, _at(moment)).append_many([*events, pulled])
+        AuditLog(conn, fixed_clock(moment)).append_many([*events, pulled])
 
 
 def pull_school(
@@ -257,21 +246,21 @@ def pull_school(
         report.documents = len(documents)
         report.watermark = _watermark(documents)
         file_based = all(d.changed_until is None for d in documents)
-        chunks: Iterator[list[RawRecord]] = iter(())
+        batches: Iterator[list[RawRecord]] = iter(())
         if file_based and since is not None and report.watermark == since:
             # The same export as last time: importing it again would change nothing, and its
             # refused records are already in quarantine.
             report.export_unchanged = True
         else:
             raw = (r for d in documents for r in records(d, mapping.format))
-            chunks = _batches(raw, batch_size)
+            batches = chunks(raw, batch_size)
         dedupe = _Deduplicator()
-        pending = next(chunks, None)
+        pending = next(batches, None)
         if pending is None:
             with ctx.engine.begin() as conn:
                 row.finish(conn, now(), origin)
         while pending is not None:
-            upcoming = next(chunks, None)  # read ahead: the last batch also closes the pull
+            upcoming = next(batches, None)  # read ahead: the last batch also closes the pull
             good, refused = _map_batch(pending, mapping, location, school_year, dedupe, report)
             moment = now()
             rows = student_rows([s for _, s in good], ctx.pseudonyms, moment)
@@ -281,7 +270,7 @@ def pull_school(
                 if upcoming is None:
                     row.finish(conn, moment, origin, events=events)
                 else:
-                    AuditLog(conn, _at(moment)).append_many(events)
+                    AuditLog(conn, fixed_clock(moment)).append_many(events)
             if progress:
                 progress(report.records_in)
             pending = upcoming

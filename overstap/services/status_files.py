@@ -49,7 +49,7 @@ from overstap.pki import PkiLayout, passphrase_from
 from overstap.pki.load import load_certificate, load_private_key
 from overstap.ports import Route
 from overstap.services.reconcile import ReconcileReport, reconcile
-from overstap.store.audit_log import AuditLog
+from overstap.store.audit_log import AuditLog, fixed_clock
 from overstap.store.tables import audit_event, delivery_route, mbo_institution
 from overstap.xml.dsig import DSIG_NS, Verifier
 from overstap.xml.safe import parse_untrusted
@@ -318,7 +318,7 @@ def _audit(
     detail: dict[str, object],
 ) -> None:
     with ctx.engine.begin() as conn:
-        AuditLog(conn, lambda: moment).append(
+        AuditLog(conn, fixed_clock(moment)).append(
             AuditEvent(
                 ACTOR,
                 _ACTION,

@@ -40,6 +40,11 @@ _ROW_COLUMNS = (
 Clock = Callable[[], datetime]
 
 
+def fixed_clock(moment: datetime) -> Clock:
+    """One time for every record of a transaction (a batch's records share their moment)."""
+    return lambda: moment
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

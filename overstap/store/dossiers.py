@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, insert, select, update
@@ -37,6 +37,7 @@ from overstap.domain.dossier import (
 from overstap.domain.identifiers import Brin, BrinVestiging, Crebo
 from overstap.domain.states import DossierState
 from overstap.domain.student import Contact, Level
+from overstap.store.engine import as_utc
 from overstap.store.students import student_from_row
 from overstap.store.tables import dossier as dossier_table
 from overstap.store.tables import student as student_table
@@ -104,11 +105,6 @@ def content_of(d: Dossier) -> dict[str, Any]:
     }
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; the hub stores UTC only, so the zone is known.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _result(raw: dict[str, Any] | None) -> ExamResult | Promotion | None:
     if raw is None:
         return None
@@ -125,7 +121,7 @@ def dossier_from_rows(row: Any, student_row: Any) -> Dossier:
     return Dossier(
         dossier_id=row["dossier_id"],
         version=row["version"],
-        created=_utc(row["created_at"]),
+        created=as_utc(row["created_at"]),
         student=student_from_row(student_row),
         receiving=Brin(row["receiving"]),
         programme=Programme(Crebo(row["crebo"]), row["mbo_level"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -96,6 +97,12 @@ def _tune_sqlite(engine: Engine) -> None:
 def _release(info: dict[str, Any]) -> None:
     if info.pop("writer_locked", False):
         fcntl.flock(info["writer_lock_fd"], fcntl.LOCK_UN)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A datetime read back from the store: SQLite returns them naive, and the hub stores UTC
+    only, so the zone is known."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def is_postgres(engine: Engine) -> bool:

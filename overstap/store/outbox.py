@@ -19,7 +19,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from overstap.audit.chain import AuditEvent
 from overstap.domain.delivery import DELIVERY, DeliveryState, RetryPolicy
-from overstap.store.audit_log import AuditLog
+from overstap.store.audit_log import AuditLog, fixed_clock
 from overstap.store.tables import outbox
 
 ACTOR = "overstap outbox"
@@ -63,7 +63,7 @@ class Outbox:
     def __init__(self, conn: Connection, now: datetime) -> None:
         self.conn = conn
         self.now = now
-        self._log = AuditLog(conn, lambda: now)
+        self._log = AuditLog(conn, fixed_clock(now))
 
     def _audit(self, item_id: str, action: str, result: str = "ok", **detail: Any) -> None:
         self._log.append(
