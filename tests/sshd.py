@@ -133,3 +133,17 @@ def target(server: SshdServer, **changes: object) -> SftpTarget:
         timeout=5.0,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def route_settings(server: SshdServer, oin: str, folder: str = "in") -> dict[str, str]:
+    """The same reach as `target`, as an administrator stores it in a delivery route."""
+    return {
+        "host": "127.0.0.1",
+        "port": str(server.port),
+        "username": server.user,
+        "key_path": str(server.client_key_path),
+        "host_key": server.host_key_line,
+        "folder": folder,
+        "oin": oin,
+        "timeout": "10",
+    }

@@ -7,54 +7,25 @@ per process) against a migrated Airflow SQLite database and a hub loaded with a 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-DAGS = ROOT / "dags"
-BIN = Path(sys.executable).parent
-
-
-def _env(tmp: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "OVERSTAP_HOME": str(tmp / "home"),
-        "AIRFLOW_HOME": str(tmp / "airflow"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-
-
-def _python(env: dict[str, str], code: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `code` in a fresh interpreter; `args` arrive as sys.argv[1:]."""
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        env=env, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
+from airflow_run import BIN, DAGS, migrate, run_python
+from airflow_run import airflow_env as _env
 
 
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("airflow")
     env = _env(tmp)
-    migrated = subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"],
-        env=env, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
-    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    migrate(env)
     return env
 
 
 def test_dagbag_imports_every_dag_and_follows_the_policy(airflow_env: dict[str, str]) -> None:
-    done = _python(
+    done = run_python(
         airflow_env,
         """
         import json, sys, time
@@ -108,7 +79,7 @@ def test_sis_pull_dag_pulls_every_school_and_fails_a_misconfigured_one_without_r
         )
         assert done.returncode == 0, done.stderr
     # Register parties and sources without importing students: the DAG imports them.
-    setup = _python(
+    setup = run_python(
         env,
         """
         import sys
@@ -132,7 +103,7 @@ def test_sis_pull_dag_pulls_every_school_and_fails_a_misconfigured_one_without_r
     assert setup.returncode == 0, setup.stderr[-3000:]
     broken = setup.stdout.strip().splitlines()[-1]
     started = time.monotonic()
-    run = _python(
+    run = run_python(
         env,
         """
         import json, sys
@@ -152,7 +123,7 @@ def test_sis_pull_dag_pulls_every_school_and_fails_a_misconfigured_one_without_r
     assert states.count("failed") == 1 and states.count("success") == len(pulls) - 1, result
     assert [ti[3] for ti in pulls if ti[2] == "failed"] == [1]  # AirflowFailException: no retry
     assert "failed" in result["state"]
-    counts = _python(
+    counts = run_python(
         env,
         """
         import json
@@ -189,7 +160,7 @@ def test_delivery_dag_queues_approved_dossiers_and_delivers_them_to_the_referenc
     """A synthetic region, approvals as on 1 April: the delivery DAG queues every approved,
     valid dossier and delivers it to the first institution by SOAP (the reference mbo endpoint,
     mutual TLS) and to the second by SFTP (OpenSSH)."""
-    from sshd import start_sshd
+    from sshd import route_settings, start_sshd
 
     from connectors.reference.mbo_soap import MboSoapServer
     from overstap.domain.identifiers import Oin
@@ -218,7 +189,7 @@ def test_delivery_dag_queues_approved_dossiers_and_delivers_them_to_the_referenc
         with MboSoapServer(
             pki_dir, f"mbo-{soap_mbo.brin}", passphrase, hub_oin=Oin(DEV_HUB_OIN)
         ) as mbo:
-            routes = _python(
+            routes = run_python(
                 env,
                 """
                 import json, sys
@@ -242,22 +213,13 @@ def test_delivery_dag_queues_approved_dossiers_and_delivers_them_to_the_referenc
                         {
                             "brin": str(sftp_mbo.brin),
                             "transport": "sftp",
-                            "settings": {
-                                "host": "127.0.0.1",
-                                "port": str(sshd.port),
-                                "username": sshd.user,
-                                "key_path": str(sshd.client_key_path),
-                                "host_key": sshd.host_key_line,
-                                "folder": "in",
-                                "oin": str(sftp_mbo.oin),
-                                "timeout": "10",
-                            },
+                            "settings": route_settings(sshd, str(sftp_mbo.oin)),
                         },
                     ]
                 ),
             )
             assert routes.returncode == 0, routes.stderr[-2000:]
-            run = _python(
+            run = run_python(
                 env,
                 """
                 import json, sys
@@ -275,7 +237,7 @@ def test_delivery_dag_queues_approved_dossiers_and_delivers_them_to_the_referenc
             soap_received = len(mbo.received)
     finally:
         sshd.stop()
-    counts = _python(
+    counts = run_python(
         env,
         """
         import json

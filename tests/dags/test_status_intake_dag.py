@@ -7,37 +7,14 @@ Same setup as tests/dags/test_dags.py: a subprocess with its own AIRFLOW_HOME pe
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
+from airflow_run import BIN, DAGS, migrate, run_python
+from airflow_run import airflow_env as _env
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
-ROOT = Path(__file__).resolve().parents[2]
-DAGS = ROOT / "dags"
-BIN = Path(sys.executable).parent
 ST = "urn:overstap:status:1"
-
-
-def _env(tmp: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "OVERSTAP_HOME": str(tmp / "home"),
-        "AIRFLOW_HOME": str(tmp / "airflow"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-
-
-def _python(env: dict[str, str], code: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        env=env, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
 
 
 def _status_file(brin: str, key: Path, cert: Path, chain: Path, passphrase: bytes) -> bytes:
@@ -57,18 +34,14 @@ def _status_file(brin: str, key: Path, cert: Path, chain: Path, passphrase: byte
 def test_status_intake_dag_takes_in_and_archives_an_institutions_files(
     tmp_path: Path, sshd_bin: str
 ) -> None:
-    from sshd import start_sshd
+    from sshd import route_settings, start_sshd
 
     from overstap.pki import PkiLayout
     from overstap.region.model import load_region
 
     env = _env(tmp_path)
     overstap = str(BIN / "overstap")
-    migrated = subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"],
-        env=env, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
-    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    migrate(env)
     region_dir = tmp_path / "region"
     for args in (
         ("region", "generate", "--students", "60", "--seed", "5", "--out", str(region_dir)),
@@ -96,7 +69,7 @@ def test_status_intake_dag_takes_in_and_archives_an_institutions_files(
         )
     )
     try:
-        routes = _python(
+        routes = run_python(
             env,
             """
             import json, sys
@@ -109,21 +82,12 @@ def test_status_intake_dag_takes_in_and_archives_an_institutions_files(
             json.dumps(
                 {
                     "brin": str(mbo.brin),
-                    "settings": {
-                        "host": "127.0.0.1",
-                        "port": str(sshd.port),
-                        "username": sshd.user,
-                        "key_path": str(sshd.client_key_path),
-                        "host_key": sshd.host_key_line,
-                        "folder": "in",
-                        "oin": str(mbo.oin),
-                        "timeout": "10",
-                    },
+                    "settings": route_settings(sshd, str(mbo.oin)),
                 }
             ),
         )
         assert routes.returncode == 0, routes.stderr[-2000:]
-        run = _python(
+        run = run_python(
             env,
             """
             import json, sys
@@ -142,7 +106,7 @@ def test_status_intake_dag_takes_in_and_archives_an_institutions_files(
     assert [ti for ti in result["tis"] if ti[0] == "take_in"] == [["take_in", 0, "success"]]
     assert [p.name for p in out.iterdir()] == ["archive"]
     assert [p.name for p in (out / "archive").iterdir()] == ["status-1.xml"]
-    ledger = _python(
+    ledger = run_python(
         env,
         """
         import json
