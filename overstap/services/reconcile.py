@@ -31,6 +31,7 @@ from overstap.domain.states import DossierState, RegistrationStatus
 from overstap.store.audit_log import AuditLog, fixed_clock
 from overstap.store.bulk import bulk_insert
 from overstap.store.engine import as_utc
+from overstap.store.lookup import one_of
 from overstap.store.tables import dossier, registration, status_message, student, work_item
 
 ACTOR = "overstap reconcile"
@@ -57,19 +58,25 @@ class _Batch:
     enrolled: dict[int, set[str]]  # student id -> institutions where ingeschreven
 
 
-def _load(conn: Connection, reports: Sequence[StatusReport], subjects: Sequence[str]) -> _Batch:
+def _seen(conn: Connection, reports: Sequence[StatusReport]) -> set[str]:
+    """The berichtids of `reports` already in the ledger."""
     ids = [r.message_id for r in reports]
-    seen = set(
+    return set(
         conn.execute(
-            select(status_message.c.message_id).where(status_message.c.message_id.in_(ids))
+            select(status_message.c.message_id).where(
+                one_of(conn, status_message.c.message_id, ids)
+            )
         ).scalars()
     )
-    keys = set(subjects)
+
+
+def _load(conn: Connection, seen: set[str], keys: set[str]) -> _Batch:
+    """What the store holds on the students with these subject keys."""
     students = {
         row.subject_key: (row.id, row.school)
         for row in conn.execute(
             select(student.c.id, student.c.subject_key, student.c.school).where(
-                student.c.subject_key.in_(keys)
+                one_of(conn, student.c.subject_key, keys)
             )
         )
     }
@@ -78,7 +85,7 @@ def _load(conn: Connection, reports: Sequence[StatusReport], subjects: Sequence[
     by_student_mbo: dict[tuple[int, str], tuple[str, str]] = {}
     for row in conn.execute(
         select(dossier.c.dossier_id, dossier.c.student_id, dossier.c.receiving, dossier.c.state)
-        .where(dossier.c.student_id.in_(student_ids))
+        .where(one_of(conn, dossier.c.student_id, student_ids))
         .order_by(dossier.c.created_at)
     ):
         dossiers[row.dossier_id] = (row.student_id, row.receiving, row.state)
@@ -92,7 +99,7 @@ def _load(conn: Connection, reports: Sequence[StatusReport], subjects: Sequence[
             registration.c.mbo_brin,
             registration.c.status,
             registration.c.status_at,
-        ).where(registration.c.student_id.in_(student_ids))
+        ).where(one_of(conn, registration.c.student_id, student_ids))
     ):
         status = RegistrationStatus(row.status)
         registrations[(row.student_id, row.mbo_brin)] = (
@@ -131,8 +138,12 @@ def _reconcile_batch(
     moment: datetime,
     result: ReconcileReport,
 ) -> None:
-    subjects = [ctx.pseudonyms.subject(r.identifier) for r in chunk]
-    batch = _load(conn, chunk, subjects)
+    seen = _seen(conn, chunk)
+    # A replayed stream is all duplicates: no pseudonyms and no lookups for those.
+    subjects = [
+        None if r.message_id in seen else ctx.pseudonyms.subject(r.identifier) for r in chunk
+    ]
+    batch = _load(conn, seen, {s for s in subjects if s is not None})
     messages: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
     inserts: dict[tuple[int, str], dict[str, Any]] = {}
@@ -141,7 +152,7 @@ def _reconcile_batch(
     for report, subject in zip(chunk, subjects, strict=True):
         result.reports += 1
         mbo = str(report.mbo)
-        if report.message_id in batch.seen:
+        if subject is None or report.message_id in batch.seen:  # None: seen before this batch
             result.outcomes[Outcome.DUPLICATE.value] += 1
             continue  # already in the ledger with its decision; nothing new to record
         batch.seen.add(report.message_id)

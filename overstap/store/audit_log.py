@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, select, update
 from sqlalchemy.engine.cursor import CursorFetchStrategy
 
 from overstap.audit.chain import (
@@ -16,10 +16,11 @@ from overstap.audit.chain import (
     ChainProblem,
     ChainReport,
     RecordRow,
-    seal_at,
+    seal_row,
     timestamp,
     verify_rows,
 )
+from overstap.store.bulk import insert_tuples
 from overstap.store.tables import audit_event, audit_head
 
 # The columns of a `RecordRow`, in hash order.
@@ -36,6 +37,7 @@ _ROW_COLUMNS = (
     audit_event.c.prev_hash,
     audit_event.c.hash,
 )
+_ROW_NAMES = tuple(c.name for c in _ROW_COLUMNS)
 
 Clock = Callable[[], datetime]
 
@@ -66,19 +68,19 @@ class AuditLog:
     def append_many(self, events: Iterable[AuditEvent]) -> list[AuditRecord]:
         seq, prev = self._lock_head()
         at = timestamp(self._clock())
-        records: list[AuditRecord] = []
+        rows: list[RecordRow] = []
         for ev in events:
             seq += 1
-            rec = seal_at(ev, seq=seq, at=at, prev_hash=prev)
-            prev = rec.hash
-            records.append(rec)
-        if not records:
-            return records
-        self._conn.execute(insert(audit_event), [_row(r) for r in records])
+            row = seal_row(ev, seq=seq, at=at, prev_hash=prev)
+            prev = row[10]
+            rows.append(row)
+        if not rows:
+            return []
+        insert_tuples(self._conn, audit_event, _ROW_NAMES, rows)
         self._conn.execute(
             update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev)
         )
-        return records
+        return [AuditRecord(*row) for row in rows]
 
     def _lock_head(self) -> tuple[int, str]:
         # FOR UPDATE serialises appenders on PostgreSQL; SQLite ignores it and relies on the
@@ -170,19 +172,3 @@ def _record(r: Row[Any]) -> AuditRecord:
         r.prev_hash,
         r.hash,
     )
-
-
-def _row(r: AuditRecord) -> dict[str, object]:
-    return {
-        "seq": r.seq,
-        "at": r.at,
-        "actor": r.actor,
-        "action": r.action,
-        "object_kind": r.object_kind,
-        "object_ref": r.object_ref,
-        "result": r.result,
-        "origin": r.origin,
-        "detail": r.detail,
-        "prev_hash": r.prev_hash,
-        "hash": r.hash,
-    }

@@ -66,16 +66,8 @@ def bulk_insert(
     if conn.dialect.name != "sqlite" or not FAST_SQLITE:
         conn.execute(insert(table), [{c: r[c] for c in columns} for r in rows])
         return
-    quote = conn.dialect.identifier_preparer.quote
-    names = ", ".join(quote(table.c[c].name) for c in columns)  # KeyError for a stranger
-    marks = ", ".join("?" for _ in columns)
-    sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"  # noqa: S608 (the table's own names)
     # Only a few columns need converting; text and numbers pass as they are.
-    convert = [
-        (i, c, f)
-        for i, c in enumerate(columns)
-        if (f := _SQLITE_STORAGE.get(type(table.c[c].type).__name__)) is not None
-    ]
+    convert = _conversions(table, columns)
     prepared = ready or {}
     params = []
     for row in rows:
@@ -84,4 +76,37 @@ def bulk_insert(
             key = prepared.get(c)
             values[i] = row[key] if key is not None and key in row else f(values[i])
         params.append(tuple(values))
-    conn.exec_driver_sql(sql, params)
+    conn.exec_driver_sql(_insert_sql(conn, table, columns), params)
+
+
+def insert_tuples(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert rows given as tuples in `columns` order, for a caller that already holds them so
+    (the audit chain's `RecordRow`): no dict per row on SQLite, where the driver takes them as
+    they are. Only for tables whose `columns` need no storage conversion (text and numbers)."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite" or not FAST_SQLITE:
+        conn.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
+        return
+    if _conversions(table, columns):
+        raise TypeError(f"insert_tuples: {table.name} has columns that need converting")
+    conn.exec_driver_sql(_insert_sql(conn, table, columns), rows)
+
+
+def _conversions(
+    table: Table, columns: Sequence[str]
+) -> list[tuple[int, str, Callable[[Any], Any]]]:
+    return [
+        (i, c, f)
+        for i, c in enumerate(columns)
+        if (f := _SQLITE_STORAGE.get(type(table.c[c].type).__name__)) is not None
+    ]
+
+
+def _insert_sql(conn: Connection, table: Table, columns: Sequence[str]) -> str:
+    quote = conn.dialect.identifier_preparer.quote
+    names = ", ".join(quote(table.c[c].name) for c in columns)  # KeyError for a stranger
+    marks = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"  # noqa: S608 (the table's own names)
