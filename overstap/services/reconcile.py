@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from overstap.audit.chain import AuditEvent
-from overstap.batching import chunks
+from overstap.batching import chunks, fewer_collections
 from overstap.bootstrap import HubContext
 from overstap.domain.registration import Current, Outcome, StatusReport, WorkItemKind, decide
 from overstap.domain.states import DossierState, RegistrationStatus
@@ -111,6 +111,7 @@ def _load(conn: Connection, seen: set[str], keys: set[str]) -> _Batch:
     return _Batch(seen, students, dossiers, by_student_mbo, registrations, enrolled)
 
 
+@fewer_collections()
 def reconcile(
     ctx: HubContext,
     reports: Iterable[StatusReport],

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from mappings.sis_formats import RawRecord, records
 from mappings.sis_mapping import SisMapping, load_mapping
 from overstap.audit.chain import AuditEvent
-from overstap.batching import chunks
+from overstap.batching import chunks, fewer_collections
 from overstap.bootstrap import HubContext
 from overstap.domain.calendar import SchoolYear
 from overstap.domain.errors import InvalidRecord
@@ -135,6 +135,42 @@ def _taken_elsewhere(
 _UNKNOWN: Any = object()  # `since` not given: read it from sis_source
 
 
+# The statements every pull runs, built once: a pull of a 150-student school runs about ten,
+# and building one costs ~70 µs against ~12 µs for executing a prebuilt one.
+_OPEN_PULL = (
+    insert(sis_pull)
+    .values(
+        school=bindparam("p_school"),
+        started_at=bindparam("p_started_at"),
+        status="running",
+        watermark_before=bindparam("p_since"),
+        documents=0,
+        records_in=0,
+        created=0,
+        updated=0,
+        unchanged=0,
+        quarantined=0,
+    )
+    .returning(sis_pull.c.id)
+)
+_CLOSE_COLUMNS = (
+    "finished_at", "status", "watermark_after", "documents", "records_in", "created", "updated",
+    "unchanged", "quarantined", "error",
+)  # fmt: skip
+# Parameters named p_<column>: SQLAlchemy reserves the bare column names for itself.
+_CLOSE_PULL = (
+    update(sis_pull)
+    .where(sis_pull.c.id == bindparam("p_pull_id"))
+    .values({name: bindparam(f"p_{name}") for name in _CLOSE_COLUMNS})
+)
+_MOVE_WATERMARK = (
+    update(sis_source)
+    .where(sis_source.c.school == bindparam("p_location"))
+    .values(watermark=bindparam("p_watermark"), updated_at=bindparam("p_at"))
+)
+_WATERMARK = select(sis_source.c.watermark).where(sis_source.c.school == bindparam("location"))
+
+
 class _PullRow:
     """The `sis_pull` row, written in the first transaction that needs it: a small school's
     whole pull is one transaction (per-transaction cost dominates a 150-student export)."""
@@ -151,20 +187,8 @@ class _PullRow:
         if self.report.pull_id:
             return
         inserted = conn.execute(
-            insert(sis_pull)
-            .values(
-                school=self.source.location,
-                started_at=self.started,
-                status="running",
-                watermark_before=self.since,
-                documents=0,
-                records_in=0,
-                created=0,
-                updated=0,
-                unchanged=0,
-                quarantined=0,
-            )
-            .returning(sis_pull.c.id)
+            _OPEN_PULL,
+            {"p_school": self.source.location, "p_started_at": self.started, "p_since": self.since},
         )
         self.report.pull_id = int(inserted.scalar_one())
 
@@ -181,26 +205,29 @@ class _PullRow:
         report = self.report
         ok = error is None
         conn.execute(
-            update(sis_pull)
-            .where(sis_pull.c.id == report.pull_id)
-            .values(
-                finished_at=moment,
-                status="ok" if ok else "failed",
-                watermark_after=report.watermark if ok else None,
-                documents=report.documents,
-                records_in=report.records_in,
-                created=report.created,
-                updated=report.updated,
-                unchanged=report.unchanged,
-                quarantined=report.quarantined,
-                error=error[:2000] if error else None,
-            )
+            _CLOSE_PULL,
+            {
+                "p_pull_id": report.pull_id,
+                "p_finished_at": moment,
+                "p_status": "ok" if ok else "failed",
+                "p_watermark_after": report.watermark if ok else None,
+                "p_documents": report.documents,
+                "p_records_in": report.records_in,
+                "p_created": report.created,
+                "p_updated": report.updated,
+                "p_unchanged": report.unchanged,
+                "p_quarantined": report.quarantined,
+                "p_error": error[:2000] if error else None,
+            },
         )
         if ok and report.watermark is not None:
             conn.execute(
-                update(sis_source)
-                .where(sis_source.c.school == self.source.location)
-                .values(watermark=report.watermark, updated_at=moment)
+                _MOVE_WATERMARK,
+                {
+                    "p_location": self.source.location,
+                    "p_watermark": report.watermark,
+                    "p_at": moment,
+                },
             )
         pulled = AuditEvent(
             ACTOR,
@@ -214,6 +241,7 @@ class _PullRow:
         AuditLog(conn, fixed_clock(moment)).append_many([*events, pulled])
 
 
+@fewer_collections()
 def pull_school(
     ctx: HubContext,
     source: SisSchool,
@@ -235,9 +263,7 @@ def pull_school(
     started = now()
     if since is _UNKNOWN:
         with ctx.engine.connect().execution_options(read_only=True) as conn:
-            since = conn.execute(
-                select(sis_source.c.watermark).where(sis_source.c.school == source.location)
-            ).scalar_one_or_none()
+            since = conn.execute(_WATERMARK, {"location": source.location}).scalar_one_or_none()
     report = PullReport(source.location, 0)
     row = _PullRow(source, report, since, started)
     origin = f"sis:{source.location}:{source.connector}"

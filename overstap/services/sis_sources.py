@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from overstap.bootstrap import HubContext
 from overstap.domain.calendar import SchoolYear
@@ -67,10 +67,14 @@ def source_for(ctx: HubContext, location: str) -> SisSchool:
     return source_and_watermark(ctx, location)[0]
 
 
+# Built once: run once per pull, and building a statement costs more than running it.
+_SOURCE = select(sis_source).where(sis_source.c.school == bindparam("p_location"))
+
+
 def source_and_watermark(ctx: HubContext, location: str) -> tuple[SisSchool, str | None]:
     """The school's SIS source and how far its last successful pull got (one query)."""
     with ctx.engine.connect().execution_options(read_only=True) as conn:
-        row = conn.execute(select(sis_source).where(sis_source.c.school == location)).first()
+        row = conn.execute(_SOURCE, {"p_location": location}).first()
     if row is None:
         raise ConfigurationError(
             f"sis source {location}", "no SIS is configured for this school location"

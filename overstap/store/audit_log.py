@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlalchemy.engine.cursor import CursorFetchStrategy
 
 from overstap.audit.chain import (
@@ -38,6 +38,17 @@ _ROW_COLUMNS = (
     audit_event.c.hash,
 )
 _ROW_NAMES = tuple(c.name for c in _ROW_COLUMNS)
+
+# Built once: every write transaction appends, and building a statement costs ~70 µs against
+# ~12 µs for executing a prebuilt one (SQLAlchemy memoises its cache key on the object).
+_LOCK_HEAD = (
+    select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+)
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 Clock = Callable[[], datetime]
 
@@ -77,19 +88,13 @@ class AuditLog:
         if not rows:
             return []
         insert_tuples(self._conn, audit_event, _ROW_NAMES, rows)
-        self._conn.execute(
-            update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev)
-        )
+        self._conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
         return [AuditRecord(*row) for row in rows]
 
     def _lock_head(self) -> tuple[int, str]:
         # FOR UPDATE serialises appenders on PostgreSQL; SQLite ignores it and relies on the
         # BEGIN IMMEDIATE write lock (store.engine).
-        row = self._conn.execute(
-            select(audit_head.c.seq, audit_head.c.hash)
-            .where(audit_head.c.id == 1)
-            .with_for_update()
-        ).first()
+        row = self._conn.execute(_LOCK_HEAD).first()
         if row is None:
             raise RuntimeError("audit_head is missing: run `overstap db upgrade`")
         return int(row.seq), str(row.hash)

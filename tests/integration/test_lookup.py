@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import StatementError
 
-from overstap.store.lookup import one_of
+from overstap.store.lookup import one_of, one_of_value
 from overstap.store.tables import work_item
 
 MOMENT = datetime(2026, 12, 2, tzinfo=UTC)
@@ -45,3 +47,15 @@ def test_one_of_empty_and_many_values(engine: Engine) -> None:
         many = [f"M-{i}" for i in range(70_000)]  # more than either driver's parameter limit
         found = conn.execute(select(column).where(one_of(conn, column, many))).scalars().all()
         assert sorted(found) == sorted(f"M-{i}" for i in range(300))
+
+
+def test_a_named_one_of_is_built_once_and_run_with_values(engine: Engine) -> None:
+    _seed(engine)
+    with engine.connect() as conn:
+        column = work_item.c.message_id
+        statement = select(column).where(one_of(conn, column, name="p_refs"))
+        for wanted in (["M-1", "M-2", "nope"], ["M-299"], []):
+            found = conn.execute(statement, {"p_refs": one_of_value(conn, wanted)}).scalars()
+            assert sorted(found) == sorted(w for w in wanted if w != "nope")
+        with pytest.raises(StatementError, match="p_refs"):
+            conn.execute(statement)  # the values are required
