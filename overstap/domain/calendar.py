@@ -1,7 +1,8 @@
 """The school year (1 August - 31 July) and its dates that drive signals.
 
-The registration deadline (WEB art. 8.0.1, 1 April; it was 1 May in 2020) and the zomerlek date
-(after the summer; default 1 October, the DUO count date) are configurable per school year.
+The registration deadline (WEB art. 8.0.1, 1 April; it was 1 May in 2020), the zomerlek date
+(after the summer; default 1 October, the DUO count date), the grace period after a refusal and
+the day diplomas count are configurable per school year.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ class SchoolCalendar:
     zomerlek_date: date = field(default=date.min)
     # Days after a refusal or withdrawal before `afgewezen_zonder_alternatief` is raised.
     afgewezen_grace_days: int = 30
+    # From this day the leaving year's havo and vwo diplomas count (results day and re-sits are
+    # over; default 1 July): a startkwalificatie takes a young person out of the Doorstroompunt's
+    # remit, so no signal concerns them from then on.
+    diploma_date: date = field(default=date.min)
 
     def __post_init__(self) -> None:
         # frozen dataclass: defaults that depend on `year` are filled in through object.__setattr__
@@ -73,6 +78,8 @@ class SchoolCalendar:
             object.__setattr__(self, "registration_deadline", date(self.year.start_year + 1, 4, 1))
         if self.zomerlek_date == date.min:
             object.__setattr__(self, "zomerlek_date", date(self.year.start_year + 1, 10, 1))
+        if self.diploma_date == date.min:
+            object.__setattr__(self, "diploma_date", date(self.year.start_year + 1, 7, 1))
         if self.registration_deadline not in self.year:
             raise InvalidRecord(
                 f"deadline {self.registration_deadline} lies outside school year {self.year}",
@@ -91,6 +98,12 @@ class SchoolCalendar:
                 "grace period must not be negative",
                 field="afgewezen_grace_days",
                 rule="CALENDAR-GRACE",
+            )
+        if self.diploma_date not in self.year:
+            raise InvalidRecord(
+                f"diploma date {self.diploma_date} lies outside school year {self.year}",
+                field="diploma_date",
+                rule="CALENDAR-DIPLOMA",
             )
 
     @property

@@ -31,8 +31,10 @@ from typing import Any, TypeVar
 import yaml
 
 from overstap.domain.calendar import SchoolCalendar, SchoolYear
-from overstap.domain.dossier import Approver, required_approver
+from overstap.domain.dossier import Approver, Uitslag, required_approver
 from overstap.domain.identifiers import Brin, BrinVestiging, Oin
+from overstap.domain.signals import startkwalificatie_on
+from overstap.domain.student import Level
 from overstap.region import names
 from overstap.region.model import (
     REGION_FILE,
@@ -484,6 +486,7 @@ class _Generator:
                 "registration_deadline": cal.registration_deadline.isoformat(),
                 "zomerlek_date": cal.zomerlek_date.isoformat(),
                 "afgewezen_grace_days": cal.afgewezen_grace_days,
+                "diploma_date": cal.diploma_date.isoformat(),
             },
             "doorstroompunt_regions": [
                 {"code": g["code"], "name": g["name"], "contact_gemeente": g["contact"]}
@@ -800,8 +803,11 @@ class _Generator:
                     }
                 )
 
+        qualified = startkwalificatie_on(
+            Level(level), Uitslag(exam) if exam else None, self.calendar
+        )
         statuses, signals, left_cohort = self._story(
-            outcome, leaving, applies_to, alternative, home.code, moves
+            outcome, leaving, applies_to, alternative, home.code, moves, qualified
         )
         return {
             "outcome": outcome.value,
@@ -865,8 +871,14 @@ class _Generator:
         alternative: str | None,
         home: str,
         moves: list[dict[str, Any]],
+        qualified: date | None,
     ) -> tuple[list[dict[str, str]], list[dict[str, str]], str | None]:
-        """Registration statuses with dates, the signals they imply, and when a student leaves."""
+        """Registration statuses with dates, the signals they imply, and when a student leaves.
+
+        No signal once the student has a startkwalificatie (a havo or vwo diploma, from the
+        calendar's diploma date): the Doorstroompunt does not follow them (DOMAIN.md). Every
+        synthetic student is under 23 all year, so the age condition never applies here.
+        """
         cal = self.calendar
         deadline = cal.registration_deadline
         events: list[dict[str, str]] = []
@@ -877,6 +889,8 @@ class _Generator:
             return day
 
         def signal(kind: str, day: date) -> None:
+            if qualified is not None and qualified <= day:
+                return
             gemeente = home
             for move in moves:  # the municipality the student lives in on the signal date
                 if move["date"] <= day.isoformat():

@@ -363,6 +363,8 @@ def region_from_mapping(data: object, source: str, lines: dict[str, int] | None 
                 registration_deadline=cal.day("registration_deadline"),
                 zomerlek_date=cal.day("zomerlek_date"),
                 afgewezen_grace_days=cal.integer("afgewezen_grace_days"),
+                # Optional: regions written before it existed take the default.
+                diploma_date=cal.opt_day("diploma_date") or date.min,
             )
         )
         regions: list[DoorstroompuntRegion] = []

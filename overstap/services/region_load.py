@@ -10,11 +10,15 @@ from pathlib import Path
 from overstap.audit.chain import AuditEvent
 from overstap.batching import chunks
 from overstap.bootstrap import HubContext
+from overstap.domain.calendar import SchoolCalendar
+from overstap.domain.signals import startkwalificatie_on
+from overstap.domain.student import Address
 from overstap.region.dossiers import scenario_dossier
-from overstap.region.model import iter_students, load_region
+from overstap.region.model import StudentRecord, iter_students, load_region
 from overstap.services.sis_sources import region_sources, save_source_rows
 from overstap.store.audit_log import AuditLog
 from overstap.store.dossiers import save_dossiers
+from overstap.store.signals import KnownFacts, save_calendar, save_facts
 from overstap.store.students import save_parties, save_students
 
 ACTOR = "overstap region load"
@@ -52,6 +56,7 @@ def load_region_into_hub(
         )
         # Each school's SIS export folder, so `overstap sis pull` and the pull DAG can run.
         save_source_rows(conn, region_sources(directory))
+        save_calendar(conn, region.calendar)
         AuditLog(conn, now).append(
             AuditEvent(
                 ACTOR,
@@ -84,6 +89,8 @@ def load_region_into_hub(
                 )
                 for change in result.changes
             )
+            # What the schools' records say beyond the SIS columns (the signal rules read it).
+            save_facts(conn, [f for r in chunk if (f := _facts(r, region.calendar)) is not None])
             # The dossier each applying student's school composes (parts A and B, inzage).
             dossiers = [d for r in chunk if (d := scenario_dossier(r, region)) is not None]
             saved = save_dossiers(conn, dossiers, now())
@@ -108,4 +115,26 @@ def load_region_into_hub(
             progress(done)
     return RegionLoadResult(
         region.code, created, updated, unchanged, audited, dossiers_created, dossiers_updated
+    )
+
+
+def _address(address: Address | None) -> tuple[str, str, str, str] | None:
+    if address is None:
+        return None
+    return address.straat, address.huisnummer, address.postcode.value, address.plaats
+
+
+def _facts(record: StudentRecord, calendar: SchoolCalendar) -> KnownFacts | None:
+    """The record's signal facts, or None when it has none to store (most students)."""
+    s, sc = record.student, record.scenario
+    qualified = startkwalificatie_on(s.level, sc.exam, calendar)
+    if sc.left_cohort is None and qualified is None and not sc.moves:
+        return None
+    return KnownFacts(
+        str(s.school),
+        s.leerlingid,
+        sc.left_cohort,
+        qualified,
+        (str(s.gemeente), _address(s.address)),
+        tuple((m.date, str(m.gemeente), _address(m.address)) for m in sc.moves),
     )

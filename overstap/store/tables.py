@@ -103,7 +103,40 @@ student = Table(
     # Digest of the compared columns (store.students.fingerprint): an unchanged student is
     # recognised without reading the row (migration 0003).
     Column("fingerprint", String(32)),
+    # Facts the signal rules read (migration 0007), outside the compared SIS columns: the day the
+    # school recorded that the student does not go to mbo (e.g. continues to havo), and the day
+    # the student has a startkwalificatie (a havo/vwo diploma), when known.
+    Column("cohort_left_on", Date),
+    Column("startkwalificatie_on", Date),
     UniqueConstraint("school", "leerlingid"),
+)
+
+# Where a student lived from which day (migration 0007): signals go to the municipality of
+# residence on the signal date. A student without rows lives where the student row says; a
+# student who moved has a row without `since` (from the first record) and one per move.
+residence = Table(
+    "residence",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("student_id", Integer, ForeignKey("student.id"), nullable=False, index=True),
+    Column("since", Date),
+    Column("gemeente", String(6), nullable=False),
+    Column("straat", String(200)),
+    Column("huisnummer", String(20)),
+    Column("postcode", String(6)),
+    Column("plaats", String(100)),
+)
+
+# The signal dates of each leaving cohort (migration 0007); a year without a row uses the
+# defaults of overstap.domain.calendar.SchoolCalendar.
+school_calendar = Table(
+    "school_calendar",
+    metadata,
+    Column("school_year", String(9), primary_key=True),
+    Column("registration_deadline", Date, nullable=False),
+    Column("zomerlek_date", Date, nullable=False),
+    Column("afgewezen_grace_days", Integer, nullable=False),
+    Column("diploma_date", Date, nullable=False),
 )
 
 dossier = Table(
@@ -139,13 +172,22 @@ signal = Table(
     "signal",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    # The public id (overstap.domain.signals.signal_ref): what the file carries and a withdrawal
+    # names; built from the pseudonym, kind and school year.
+    Column("signal_ref", String(36), nullable=False, unique=True),
     Column("student_id", Integer, ForeignKey("student.id"), nullable=False),
     Column("kind", String(40), nullable=False),
-    Column("school_year", String(9), nullable=False),
+    Column("school_year", String(9), nullable=False),  # the leaving cohort's school year
     Column("state", String(20), nullable=False, index=True),
+    # Municipality of residence on the signal date, and its Doorstroompunt region (None: the
+    # municipality is not in the registry, so there is no route yet; visible, never dropped).
     Column("gemeente", String(6), nullable=False, index=True),
-    Column("raised_on", Date, nullable=False),
-    Column("reason", Text, nullable=False, default=""),
+    Column("regio", String(4)),
+    Column("signal_date", Date, nullable=False),  # when the situation arose
+    Column("raised_on", Date, nullable=False),  # the evaluation day that raised it
+    Column("reason", Text, nullable=False),
+    Column("withdrawn_on", Date),
+    Column("withdraw_reason", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # At most one signal per student, kind and school year (DOMAIN.md).
     UniqueConstraint("student_id", "kind", "school_year"),

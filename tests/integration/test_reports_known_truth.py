@@ -5,21 +5,15 @@ say each student ends the year with, and "niet in beeld" exactly for those with 
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, update
+from region_year import region_hub, year_of_statuses
+from sqlalchemy import Engine
 
-from overstap.audit.pseudonym import Pseudonymizer
-from overstap.bootstrap import HubContext
-from overstap.config import Settings
-from overstap.domain.registration import StatusReport
 from overstap.region import generate_region, iter_students, load_region
 from overstap.services.reconcile import reconcile
-from overstap.services.region_load import load_region_into_hub
 from overstap.services.reports import _RANK, NIET_IN_BEELD, school_report
-from overstap.store.tables import dossier
 
 
 @pytest.fixture(scope="module")
@@ -32,33 +26,12 @@ def region_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_school_reports_match_the_scenarios(
     engine: Engine, region_dir: Path, tmp_path: Path
 ) -> None:
-    ctx = HubContext(
-        Settings.from_env({"OVERSTAP_HOME": str(tmp_path)}), engine, Pseudonymizer(bytes(32))
-    )
-    load_region_into_hub(ctx, region_dir)
-    with engine.begin() as conn:
-        conn.execute(update(dossier).values(state="afgeleverd"))
-    reports: list[StatusReport] = []
+    ctx = region_hub(engine, tmp_path, region_dir)
+    reports = year_of_statuses(region_dir, "known-truth")
     expected: dict[tuple[str, str], str] = {}
     for record in iter_students(region_dir):
         s = record.student
-        final: dict[str, str] = {}
-        for n, event in enumerate(record.scenario.status_dates):
-            reports.append(
-                StatusReport(
-                    # Opaque like a real MessageID: it lands in the audit trail.
-                    message_id=f"known-truth-{len(reports)}",
-                    # The mbo's clock: events of one day keep the scenario's order.
-                    sent_at=datetime.combine(event.date, time(12, 0, n), tzinfo=UTC),
-                    mbo=event.brin,
-                    vo=s.school.brin,
-                    identifier=s.identifier,
-                    status=event.status,
-                    status_date=event.date,
-                    leerlingid=s.leerlingid,
-                )
-            )
-            final[str(event.brin)] = event.status.value
+        final = {str(e.brin): e.status.value for e in record.scenario.status_dates}
         if s.leaving_year:
             standing = min(final.values(), key=lambda v: _RANK[v]) if final else NIET_IN_BEELD
             expected[(str(s.school), s.leerlingid)] = standing

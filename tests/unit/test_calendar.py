@@ -197,3 +197,12 @@ def test_property_age_increases_by_one_exactly_on_the_birthday(birth: date, year
     assert age_on(birth, birthday) == years
     if years:
         assert age_on(birth, birthday - timedelta(days=1)) == years - 1
+
+
+def test_diploma_date_defaults_to_1_july_and_must_lie_in_the_school_year() -> None:
+    year = SchoolYear(2026)
+    assert SchoolCalendar(year).diploma_date == date(2027, 7, 1)
+    for bad in (date(2026, 7, 31), date(2027, 8, 1)):
+        with pytest.raises(InvalidRecord) as info:
+            SchoolCalendar(year, diploma_date=bad)
+        assert (info.value.field, info.value.rule) == ("diploma_date", "CALENDAR-DIPLOMA")

@@ -183,13 +183,16 @@ def test_property_bsn_valid_iff_elfproef_and_not_zero(value: str) -> None:
 
 
 @st.composite
-def valid_bsns(draw: st.DrawFn) -> str:
+def valid_bsns(draw: st.DrawFn, *, leading_zero: bool = False) -> str:
     """Eight free digits and the last digit that makes the weighted sum ≡ 0 (mod 11).
 
     The last digit counts -1, so it must equal (sum of the first eight weighted) mod 11; when
-    that is 10 there is no digit and the draw is rejected.
+    that is 10 there is no digit and the draw is rejected. `leading_zero` draws the first digit
+    as 0 instead of filtering nine draws in ten away (hypothesis' health check fails a filter
+    that rejects that much on a loaded machine).
     """
-    head = draw(st.text(alphabet="0123456789", min_size=8, max_size=8))
+    first = "0" if leading_zero else draw(st.sampled_from("0123456789"))
+    head = first + draw(st.text(alphabet="0123456789", min_size=7, max_size=7))
     check = sum(int(d) * w for d, w in zip(head, WEIGHTS[:8], strict=True)) % 11
     assume(check <= 9)
     value = head + str(check)
@@ -217,7 +220,7 @@ def test_property_single_digit_change_is_rejected(value: str, position: int, del
     assert info.value.rule in {"BSN-ELFPROEF", "BSN-ZERO"}
 
 
-@given(valid_bsns().filter(lambda v: v.startswith("0")))
+@given(valid_bsns(leading_zero=True))
 def test_property_parse_repairs_any_lost_leading_zero(value: str) -> None:
     assert Bsn.parse(value[1:]) == Bsn(value)
     if value[1] != "0":  # an int keeps eight digits only when exactly one zero was lost
