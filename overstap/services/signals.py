@@ -38,12 +38,11 @@ from overstap.store.signals import (
     Candidate,
     Resolved,
     calendar_for,
-    candidates,
+    evaluate_cohort,
     living_in,
     refresh_statistics,
     regions_of,
     residences,
-    resolved,
 )
 from overstap.store.tables import signal
 
@@ -110,7 +109,7 @@ def _plan(conn: Connection, on: date) -> SignalPlan:
     regions = regions_of(conn)
     for calendar in cohorts_on(conn, on):
         plan.cohorts.append(str(calendar.year))
-        found = candidates(conn, calendar, on)
+        found, withdrawn = evaluate_cohort(conn, calendar, on)
         grace = timedelta(days=calendar.afgewezen_grace_days)
         eligible: list[tuple[Candidate, date]] = []
         for c in found:
@@ -139,7 +138,7 @@ def _plan(conn: Connection, on: date) -> SignalPlan:
                     reason(c.kind, day),
                 )
             )
-        plan.withdrawals.extend(resolved(conn, calendar, on))
+        plan.withdrawals.extend(withdrawn)
     return plan
 
 

@@ -18,8 +18,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     Connection,
-    Subquery,
+    Date,
+    Integer,
+    MetaData,
+    Select,
+    Table,
     and_,
     bindparam,
     case,
@@ -87,8 +92,9 @@ def save_calendar(conn: Connection, calendar: SchoolCalendar) -> None:
         conn.execute(insert(school_calendar).values(school_year=str(calendar.year), **values))
 
 
-def _standing(year: str, day: date, name: str) -> Subquery:
-    """Per student of cohort `year`: registrations known on `day`, each at its latest report."""
+def _standing(year: str, day: date, only: str | None = None) -> Select[Any]:
+    """Per student of cohort `year`: registrations known on `day`, each at its latest report.
+    `only` names a table whose `student_id`s restrict it (a small subset of the cohort)."""
     m = status_message
     latest = func.row_number().over(
         partition_by=(m.c.student_id, m.c.mbo_brin),
@@ -102,9 +108,10 @@ def _standing(year: str, day: date, name: str) -> Subquery:
             m.c.outcome.in_(_ACCEPTED),
             m.c.status_date <= day,
         )
-        .subquery()
     )
-    r = reports.c
+    if only is not None:
+        reports = reports.where(m.c.student_id.in_(select(_subset(only).c.student_id)))
+    r = reports.subquery().c
     ingeschreven = RegistrationStatus.INGESCHREVEN.value
     uitgeschreven = RegistrationStatus.UITGESCHREVEN.value
     return (
@@ -118,8 +125,42 @@ def _standing(year: str, day: date, name: str) -> Subquery:
         )
         .where(r.rn == 1)
         .group_by(r.student_id)
-        .subquery(name)
     )
+
+
+def _standing_table(name: str) -> Table:
+    """A materialised `_standing` (a temporary table of this connection)."""
+    return Table(
+        name,
+        MetaData(),
+        Column("student_id", Integer),
+        Column("any", Integer),
+        Column("open", Integer),
+        Column("enrolled", Integer),
+        Column("last_out", Date),
+        Column("last_refused", Date),
+    )
+
+
+def _subset(name: str) -> Table:
+    return Table(name, MetaData(), Column("student_id", Integer))
+
+
+def _materialise(conn: Connection, name: str, query: Select[Any]) -> None:
+    # Values are rendered into the statement: PostgreSQL takes no parameters in CREATE TABLE
+    # AS. They are the cohort's name and dates, never input from outside.
+    sql = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    quote = conn.dialect.identifier_preparer.quote
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {quote(name)} AS {sql}")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {quote(name)}")  # temporary tables get no autovacuum
+
+
+def _drop(conn: Connection, *names: str) -> None:
+    quote = conn.dialect.identifier_preparer.quote
+    for name in names:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +176,18 @@ class Candidate:
     gemeente: str  # as on the student row: the residence when no history is kept
 
 
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    signal_id: int
+    signal_ref: str
+    student_id: int
+    subject_key: str
+    kind: SignalKind
+    state: SignalState
+    gemeente: str
+    regio: str | None
+
+
 def _no_signal_yet(kind: SignalKind, year: str) -> ColumnElement[bool]:
     return ~exists().where(
         signal.c.student_id == student.c.id,
@@ -147,44 +200,79 @@ def _zero(column: Any) -> ColumnElement[Any]:
     return func.coalesce(column, 0)
 
 
-def candidates(conn: Connection, calendar: SchoolCalendar, on: date) -> list[Candidate]:
+_NOW, _UNENROLLED, _AT_ZOMERLEK = (
+    "overstap_standing_now",
+    "overstap_unenrolled",
+    "overstap_standing_z",
+)
+
+
+def evaluate_cohort(
+    conn: Connection, calendar: SchoolCalendar, on: date
+) -> tuple[list[Candidate], list[Resolved]]:
     """Students of the cohort for whom a rule holds on `on` and who have no signal of that kind
-    yet. `on` must lie in the cohort's evaluation window."""
+    yet, and the cohort's signals whose situation resolved by `on`. `on` must lie in the
+    cohort's evaluation window.
+
+    The standing on `on` is computed once, for the whole cohort (one window aggregate over the
+    ledger); everything else reads it. The standing on the zomerlek date is needed only for
+    students not enrolled on `on` (a zomerlek signal of anyone else would be resolved already),
+    a small part of the cohort; on the zomerlek date itself it is the same table.
+    """
     year = str(calendar.year)
     deadline = calendar.registration_deadline
-    now = _standing(year, on, "now")
-    s = student.c
-    cols = (s.id, s.subject_key, s.geboortedatum, s.startkwalificatie_on, s.gemeente)
-    queries: list[tuple[SignalKind, Any]] = []
+    try:
+        _materialise(conn, _NOW, _standing(year, on))
+        now = _standing_table(_NOW)
+        at_z: Any = now.alias("at_zomerlek")  # on the zomerlek date itself, the same standing
+        if on > calendar.zomerlek_date:
+            _materialise(conn, _UNENROLLED, select(now.c.student_id).where(now.c.enrolled == 0))
+            _materialise(conn, _AT_ZOMERLEK, _standing(year, calendar.zomerlek_date, _UNENROLLED))
+            at_z = _standing_table(_AT_ZOMERLEK)
+        found = _candidates(conn, calendar, on, year, deadline, now, at_z)
+        withdrawn = _resolved(conn, year, now)
+    finally:
+        _drop(conn, _NOW, _UNENROLLED, _AT_ZOMERLEK)
+    return found, withdrawn
 
-    at_deadline = _standing(year, deadline, "at_deadline")
-    queries.append(
+
+def _candidates(
+    conn: Connection,
+    calendar: SchoolCalendar,
+    on: date,
+    year: str,
+    deadline: date,
+    now: Table,
+    at_z: Table,
+) -> list[Candidate]:
+    s = student.c
+    m = status_message.c
+    cols = (s.id, s.subject_key, s.geboortedatum, s.startkwalificatie_on, s.gemeente)
+    registered_by_deadline = exists().where(
+        m.student_id == s.id, m.outcome.in_(_ACCEPTED), m.status_date <= deadline
+    )
+    queries: list[tuple[SignalKind, Any]] = [
         (
             SignalKind.GEEN_AANMELDING,
             select(*cols, literal(deadline).label("base"))
-            .select_from(
-                student.outerjoin(at_deadline, at_deadline.c.student_id == s.id).outerjoin(
-                    now, now.c.student_id == s.id
-                )
-            )
+            .select_from(student.outerjoin(now, now.c.student_id == s.id))
             .where(
                 s.school_year == year,
                 s.leaving_year.is_(True),
                 or_(s.cohort_left_on.is_(None), s.cohort_left_on > deadline),
-                at_deadline.c.student_id.is_(None),
                 _zero(now.c.open) + _zero(now.c.enrolled) == 0,
+                ~registered_by_deadline,
                 _no_signal_yet(SignalKind.GEEN_AANMELDING, year),
             ),
         )
-    )
+    ]
     if on >= calendar.zomerlek_date:
-        at_z = _standing(year, calendar.zomerlek_date, "at_zomerlek")
         queries.append(
             (
                 SignalKind.ZOMERLEK,
                 select(*cols, literal(calendar.zomerlek_date).label("base"))
                 .select_from(
-                    student.join(at_z, at_z.c.student_id == s.id).outerjoin(
+                    student.join(at_z, at_z.c.student_id == s.id).join(
                         now, now.c.student_id == s.id
                     )
                 )
@@ -192,7 +280,7 @@ def candidates(conn: Connection, calendar: SchoolCalendar, on: date) -> list[Can
                     at_z.c.open > 0,
                     at_z.c.enrolled == 0,
                     at_z.c.last_out.is_(None),
-                    _zero(now.c.enrolled) == 0,
+                    now.c.enrolled == 0,
                     _no_signal_yet(SignalKind.ZOMERLEK, year),
                 ),
             )
@@ -235,24 +323,10 @@ def _day(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    signal_id: int
-    signal_ref: str
-    student_id: int
-    subject_key: str
-    kind: SignalKind
-    state: SignalState
-    gemeente: str
-    regio: str | None
-
-
-def resolved(conn: Connection, calendar: SchoolCalendar, on: date) -> list[Resolved]:
-    """The cohort's signals not yet withdrawn whose situation resolved by `on`: a registration
-    ends geen_aanmelding and afgewezen_zonder_alternatief, an enrolment ends zomerlek and
-    uitval (overstap.domain.signals.RESOLVED_BY)."""
-    year = str(calendar.year)
-    now = _standing(year, on, "now")
+def _resolved(conn: Connection, year: str, now: Table) -> list[Resolved]:
+    """Signals not yet withdrawn whose situation resolved: a registration ends geen_aanmelding
+    and afgewezen_zonder_alternatief, an enrolment ends zomerlek and uitval
+    (overstap.domain.signals.RESOLVED_BY)."""
     enrolment_ends = [SignalKind.ZOMERLEK.value, SignalKind.UITVAL.value]
     query = (
         select(

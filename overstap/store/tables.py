@@ -333,6 +333,9 @@ status_message = Table(
     Column("sent_at", DateTime(timezone=True), nullable=False),
     Column("outcome", String(20), nullable=False),
     Column("work_item", String(30)),
+    # A registration's reports in the mbo's time order: the signal rules read each
+    # registration's latest report on a day (migration 0007).
+    Index("ix_status_message_registration", "student_id", "mbo_brin", "sent_at"),
 )
 
 work_item = Table(

@@ -51,6 +51,9 @@ def upgrade() -> None:
         sa.Column("diploma_date", sa.Date(), nullable=False),
         sa.PrimaryKeyConstraint("school_year", name="pk_school_calendar"),
     )
+    op.create_index(
+        "ix_status_message_registration", "status_message", ["student_id", "mbo_brin", "sent_at"]
+    )
     op.drop_index("ix_signal_gemeente", "signal")
     op.drop_index("ix_signal_state", "signal")
     op.drop_table("signal")
@@ -108,6 +111,7 @@ def downgrade() -> None:
     )
     op.create_index("ix_signal_state", "signal", ["state"])
     op.create_index("ix_signal_gemeente", "signal", ["gemeente"])
+    op.drop_index("ix_status_message_registration", "status_message")
     op.drop_table("school_calendar")
     op.drop_index("ix_residence_student_id", "residence")
     op.drop_table("residence")
