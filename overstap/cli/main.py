@@ -17,7 +17,10 @@ from rich.markup import escape
 from overstap.errors import ConfigurationError, InvalidRecord
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from overstap.config import Settings
+    from overstap.services.signals import SignalPlan
 
 # Tracebacks never print local variables: a local may hold a student's record.
 app = typer.Typer(
@@ -46,6 +49,10 @@ sis_app = typer.Typer(no_args_is_help=True, help="Student-administration (SIS) e
 app.add_typer(sis_app, name="sis")
 report_app = typer.Typer(no_args_is_help=True, help="Who is where: per school, per region.")
 app.add_typer(report_app, name="report")
+signals_app = typer.Typer(
+    no_args_is_help=True, help="Signals to municipalities (Doorstroompunt): preview and raise."
+)
+app.add_typer(signals_app, name="signals")
 outbox_app = typer.Typer(
     no_args_is_help=True, help="Outgoing messages: queue, retries, dead letters."
 )
@@ -547,6 +554,65 @@ def report_region(
     if csv_out is not None:
         csv_out.write_text(region_csv(lines), encoding="utf-8")
         console.print(f"written to {csv_out}")
+
+
+_SIGNAL_DATE = typer.Option(
+    "--date", help="The signal date YYYY-MM-DD (default: today); rules look at that day."
+)
+
+
+def _signal_day(text: str | None) -> date:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text) if text else date.today()
+    except ValueError:
+        raise _fail("--date must be a date written YYYY-MM-DD") from None
+
+
+def _print_plan(plan: SignalPlan, title: str) -> None:
+    from rich.table import Table
+
+    from overstap.domain.states import SignalKind
+
+    kinds = [k.value for k in SignalKind] + ["intrekking"]
+    table = Table("gemeente", *kinds, title=title)
+    for gemeente, counts in plan.per_municipality().items():
+        table.add_row(gemeente, *(str(counts.get(k, 0) or "") for k in kinds))
+    console.print(table)
+    skipped = sum(plan.out_of_remit.values())
+    console.print(
+        f"cohorts {', '.join(plan.cohorts) or '(none in their signal window)'}: "
+        f"{len(plan.raises)} to raise, {len(plan.withdrawals)} to withdraw"
+        + (f", {skipped} not followed (23 or older, or a startkwalificatie)" if skipped else "")
+    )
+    unrouted = sorted({s.gemeente for s in plan.raises if s.regio is None})
+    if unrouted:
+        err.print(
+            f"[yellow]not in the registry, no route yet:[/] {', '.join(unrouted)} "
+            "(the signals are kept and shown in the outbox once a route exists)"
+        )
+
+
+@signals_app.command("preview")
+def signals_preview(date_: Annotated[str | None, _SIGNAL_DATE] = None) -> None:
+    """What a run on that date would raise and withdraw, per municipality; sends and writes
+    nothing."""
+    from overstap.bootstrap import HubContext
+    from overstap.services.signals import plan_signals
+
+    day = _signal_day(date_)
+    _print_plan(plan_signals(HubContext.open(), day), f"signals on {day} (preview)")
+
+
+@signals_app.command("run")
+def signals_run(date_: Annotated[str | None, _SIGNAL_DATE] = None) -> None:
+    """Raise and withdraw the signals of that date (each in the audit chain)."""
+    from overstap.bootstrap import HubContext
+    from overstap.services.signals import run_signals
+
+    day = _signal_day(date_)
+    _print_plan(run_signals(HubContext.open(), day), f"signals on {day}")
 
 
 @app.command()
