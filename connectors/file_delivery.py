@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -31,9 +32,16 @@ from overstap.ports import Outgoing, Route, SendResult
 from overstap.services.pki import DEV_HUB_OIN, hub_signer
 from overstap.xml.dsig import Signer
 
+_NAMED_FILE = re.compile(r"SIG-GM[0-9]{4}-[0-9]{8}-[0-9a-f]{12}\.(xml|csv)")
+
 
 def file_name(message: Outgoing) -> str:
-    """`urn:uuid:<uuid>` -> `<uuid>.p7m` / `.xml`: a plain name that is the MessageID."""
+    """`urn:uuid:<uuid>` -> `<uuid>.p7m` / `.xml`: a plain name that is the MessageID. A signal
+    file keeps its own name (`SIG-<gemeente>-<day>-<id>.xml|.csv`, + `.p7m` when encrypted), so
+    a municipality sees which file is the XML and which the CSV of the same delivery."""
+    plain = message.payload.lstrip()[:1] in (b"<", b"\xef")  # XML, or CSV with its BOM
+    if _NAMED_FILE.fullmatch(message.object_ref):
+        return message.object_ref if plain else f"{message.object_ref}.p7m"
     ident = message.message_id.removeprefix("urn:uuid:")
     uuid.UUID(ident)  # only our own MessageIDs become file names
     return f"{ident}.xml" if message.payload.lstrip()[:1] == b"<" else f"{ident}.p7m"

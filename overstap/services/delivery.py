@@ -29,9 +29,13 @@ from overstap.domain.errors import ConfigurationError, RetryableDeliveryError
 from overstap.domain.states import DOSSIER, DossierState
 from overstap.ports import DeliveryTransport, Outgoing, Route, SendResult
 from overstap.store.outbox import Outbox, OutboxItem
-from overstap.store.tables import delivery_route, mbo_institution
+from overstap.store.signals import mark_delivered
+from overstap.store.tables import delivery_route, mbo_institution, municipality_route
 from overstap.store.tables import dossier as dossier_table
 from overstap.store.upsert import upsert
+
+# The outbox kind of a signal file's XML (services.signal_files): its delivery closes the signals.
+SIGNAL_FILE_KIND = "signals"
 
 
 @dataclass
@@ -71,13 +75,35 @@ def save_routes(ctx: HubContext, routes: Sequence[Route]) -> None:
 
 
 def route_for(ctx: HubContext, recipient: str) -> Route:
+    """The route of an mbo institution (BRIN) or of a municipality (GMnnnn, signal files)."""
     with ctx.engine.connect().execution_options(read_only=True) as conn:
-        row = conn.execute(select(delivery_route).where(delivery_route.c.brin == recipient)).first()
+        row = conn.execute(
+            select(delivery_route.c.transport, delivery_route.c.settings).where(
+                delivery_route.c.brin == recipient
+            )
+        ).first()
+        if row is None:
+            row = conn.execute(
+                select(municipality_route.c.transport, municipality_route.c.settings).where(
+                    municipality_route.c.gemeente == recipient
+                )
+            ).first()
     if row is None:
         raise ConfigurationError(
-            f"delivery route {recipient}", "no route is configured for this institution"
+            f"delivery route {recipient}", "no route is configured for this receiver"
         )
-    return Route(row.brin, row.transport, dict(row.settings))
+    return Route(recipient, row.transport, dict(row.settings))
+
+
+def save_municipality_routes(ctx: HubContext, routes: Sequence[Route]) -> None:
+    now = datetime.now(UTC)
+    rows = [
+        {"gemeente": r.recipient, "transport": r.transport, "settings": dict(r.settings),
+         "updated_at": now}
+        for r in routes
+    ]  # fmt: skip
+    with ctx.engine.begin() as conn:
+        upsert(conn, municipality_route, rows, keys=["gemeente"])
 
 
 def recipients_with_due(ctx: HubContext, now: datetime | None = None) -> list[str]:
@@ -97,6 +123,7 @@ def recipients_with_due(ctx: HubContext, now: datetime | None = None) -> list[st
             .order_by(outbox.c.recipient)
         )
         known = {r.brin for r in conn.execute(select(mbo_institution.c.brin))}
+        known |= set(conn.execute(select(municipality_route.c.gemeente)).scalars())
         return [r.recipient for r in rows if r.recipient in known]
 
 
@@ -186,6 +213,8 @@ def _settle(
                 continue  # not ours in this round
             if result.delivered:
                 box.delivered(result.message_id, receipt=result.detail)
+                if item.kind == SIGNAL_FILE_KIND:  # the municipality has the file: delivered
+                    mark_delivered(conn, item.object_ref.removesuffix(".xml"), moment)
                 _dossier_to(conn, item.object_ref, DossierState.AFGELEVERD, moment)
                 report.delivered += 1
                 continue

@@ -171,6 +171,8 @@ def run_signals(ctx: HubContext, on: date, *, now: datetime | None = None) -> Si
                     "reason": s.reason,
                     "withdrawn_on": None,
                     "withdraw_reason": None,
+                    "file_id": None,
+                    "withdrawal_file_id": None,
                     "updated_at": moment,
                 }
                 for s in plan.raises

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -51,6 +51,7 @@ from overstap.store.tables import (
     signal,
     status_message,
     student,
+    vo_school,
 )
 
 # Reports that describe a registration: applied, the same news again, or an older report that
@@ -486,3 +487,155 @@ def refresh_statistics(conn: Connection) -> list[str]:
     for name in sorted(stale):
         conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.quote(name)}")
     return sorted(stale)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSignal:
+    """A raised signal not yet in a file, with what its file entry needs (read in one query)."""
+
+    signal_id: int
+    signal_ref: str
+    kind: SignalKind
+    school_year: str
+    reason: str
+    signal_date: date
+    gemeente: str
+    regio: str
+    student_id: int
+    student: Any  # the student row (names, number, birth date, address)
+    school_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWithdrawal:
+    signal_id: int
+    signal_ref: str
+    gemeente: str
+    regio: str | None
+    withdrawn_on: date
+    reason: str
+
+
+def pending_for_files(conn: Connection) -> tuple[list[PendingSignal], list[PendingWithdrawal]]:
+    """Raised signals with a known municipality that no file carried yet, and withdrawals of
+    signals a file did carry that no file has withdrawn yet."""
+    rows = conn.execute(
+        select(signal, student, vo_school.c.name.label("school_name"))
+        .select_from(
+            signal.join(student, student.c.id == signal.c.student_id).join(
+                vo_school, vo_school.c.location == student.c.school
+            )
+        )
+        .where(
+            signal.c.state == SignalState.RAISED.value,
+            signal.c.file_id.is_(None),
+            signal.c.regio.is_not(None),
+        )
+        .order_by(signal.c.id)
+    ).mappings()
+    signals = [
+        PendingSignal(
+            r["id"],
+            r["signal_ref"],
+            SignalKind(r["kind"]),
+            r["school_year"],
+            r["reason"],
+            r["signal_date"],
+            r["gemeente"],
+            r["regio"],
+            r["student_id"],
+            r,
+            r["school_name"],
+        )
+        for r in rows
+    ]
+    withdrawals = [
+        PendingWithdrawal(
+            r.id, r.signal_ref, r.gemeente, r.regio, r.withdrawn_on, r.withdraw_reason
+        )
+        for r in conn.execute(
+            select(signal).where(
+                signal.c.state == SignalState.WITHDRAWN.value,
+                signal.c.file_id.is_not(None),
+                signal.c.withdrawal_file_id.is_(None),
+            )
+        )
+    ]
+    return signals, withdrawals
+
+
+def history_of(
+    conn: Connection, student_ids: Sequence[int], up_to: date
+) -> dict[int, list[tuple[str, RegistrationStatus, date]]]:
+    """Each student's accepted registration reports up to a day, oldest first (by the mbo's
+    clock): the `inschrijvingshistorie` a municipality gets."""
+    m = status_message.c
+    found: dict[int, list[tuple[str, RegistrationStatus, date]]] = {}
+    if not student_ids:
+        return found
+    rows = conn.execute(
+        select(m.student_id, m.mbo_brin, m.status, m.status_date)
+        .where(
+            one_of(conn, m.student_id, student_ids),
+            m.outcome.in_((Outcome.APPLIED.value, Outcome.STALE.value)),
+            m.status_date <= up_to,
+        )
+        .order_by(m.student_id, m.status_date, m.sent_at, m.message_id)
+    )
+    for student_id, brin, status, day in rows:
+        found.setdefault(student_id, []).append((brin, RegistrationStatus(status), day))
+    return found
+
+
+def addresses_of(
+    conn: Connection, student_ids: Sequence[int]
+) -> dict[int, list[tuple[date | None, tuple[str, str, str, str] | None]]]:
+    """Each mover's addresses with the day they lived there from (None: from the first record)."""
+    found: dict[int, list[tuple[date | None, tuple[str, str, str, str] | None]]] = {}
+    if not student_ids:
+        return found
+    r = residence.c
+    rows = conn.execute(
+        select(r.student_id, r.since, r.straat, r.huisnummer, r.postcode, r.plaats).where(
+            one_of(conn, r.student_id, student_ids)
+        )
+    )
+    for sid, since, straat, nummer, postcode, plaats in rows:
+        address = (straat, nummer, postcode, plaats) if straat else None
+        found.setdefault(sid, []).append((since, address))
+    for history in found.values():
+        history.sort(key=lambda h: (h[0] is not None, h[0] or date.min))
+    return found
+
+
+def mark_in_file(
+    conn: Connection,
+    file_id: str,
+    signal_ids: Sequence[int],
+    withdrawal_ids: Sequence[int],
+    now: datetime,
+) -> None:
+    """The file is in the outbox: its signals are sent, its withdrawals carried."""
+    if signal_ids:
+        conn.execute(
+            update(signal)
+            .where(
+                one_of(conn, signal.c.id, signal_ids), signal.c.state == SignalState.RAISED.value
+            )
+            .values(state=SignalState.SENT.value, file_id=file_id, updated_at=now)
+        )
+    if withdrawal_ids:
+        conn.execute(
+            update(signal)
+            .where(one_of(conn, signal.c.id, withdrawal_ids))
+            .values(withdrawal_file_id=file_id, updated_at=now)
+        )
+
+
+def mark_delivered(conn: Connection, file_id: str, now: datetime) -> int:
+    """The file reached the municipality: its signals still sent become delivered."""
+    return conn.execute(
+        update(signal)
+        .where(signal.c.file_id == file_id, signal.c.state == SignalState.SENT.value)
+        .values(state=SignalState.DELIVERED.value, updated_at=now)
+    ).rowcount

@@ -184,14 +184,17 @@ def student_row(s: Student, pseudonyms: Pseudonymizer, now: datetime) -> dict[st
     }
 
 
+def identifier_from_row(row: Any) -> Bsn | Onderwijsnummer:
+    """The personal number of a `student` row."""
+    if row["bsn"]:
+        return Bsn(row["bsn"])
+    # Stored numbers passed the pull's checks; the checksum is only a warning (DOMAIN.md).
+    return Onderwijsnummer(row["onderwijsnummer"], check_checksum=False)
+
+
 def student_from_row(row: Any) -> Student:
     """The domain student from a `student` row (the inverse of `student_row`)."""
-    identifier: Bsn | Onderwijsnummer = (
-        Bsn(row["bsn"])
-        if row["bsn"]
-        # Stored numbers passed the pull's checks; the checksum is only a warning (DOMAIN.md).
-        else Onderwijsnummer(row["onderwijsnummer"], check_checksum=False)
-    )
+    identifier = identifier_from_row(row)
     address = (
         None
         if row["adres_geheim"] or row["straat"] is None

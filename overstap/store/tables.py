@@ -188,6 +188,10 @@ signal = Table(
     Column("reason", Text, nullable=False),
     Column("withdrawn_on", Date),
     Column("withdraw_reason", Text),
+    # The signal file that carried it to the municipality, and the one that carried its
+    # withdrawal (a withdrawal of a signal never sent goes nowhere).
+    Column("file_id", String(64), index=True),
+    Column("withdrawal_file_id", String(64)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # At most one signal per student, kind and school year (DOMAIN.md).
     UniqueConstraint("student_id", "kind", "school_year"),
@@ -292,6 +296,16 @@ delivery_route = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+municipality_route = Table(
+    "municipality_route",
+    metadata,
+    # How a municipality takes signal files (migration 0007); settings point at secrets.
+    Column("gemeente", String(6), ForeignKey("municipality.code"), primary_key=True),
+    Column("transport", String(10), nullable=False),  # sftp, folder, soap
+    Column("settings", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 outbox = Table(
     "outbox",
     metadata,
@@ -299,7 +313,7 @@ outbox = Table(
     Column("message_id", String(64), primary_key=True),
     Column("kind", String(20), nullable=False),  # dossier
     Column("object_ref", String(64), nullable=False, index=True),  # e.g. the dossier id
-    Column("recipient", String(4), nullable=False, index=True),  # mbo BRIN
+    Column("recipient", String(6), nullable=False, index=True),  # mbo BRIN or GMnnnn
     Column("transport", String(10), nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("payload_sha256", String(64), nullable=False),

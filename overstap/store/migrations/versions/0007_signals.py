@@ -72,6 +72,8 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("withdrawn_on", sa.Date()),
         sa.Column("withdraw_reason", sa.Text()),
+        sa.Column("file_id", sa.String(64)),
+        sa.Column("withdrawal_file_id", sa.String(64)),
         sa.Column("updated_at", TZ, nullable=False),
         sa.ForeignKeyConstraint(
             ["student_id"], ["student.id"], name="fk_signal_student_id_student"
@@ -84,9 +86,29 @@ def upgrade() -> None:
     )
     op.create_index("ix_signal_state", "signal", ["state"])
     op.create_index("ix_signal_gemeente", "signal", ["gemeente"])
+    op.create_index("ix_signal_file_id", "signal", ["file_id"])
+    op.create_table(
+        "municipality_route",
+        sa.Column("gemeente", sa.String(6), nullable=False),
+        sa.Column("transport", sa.String(10), nullable=False),
+        sa.Column("settings", sa.JSON(), nullable=False),
+        sa.Column("updated_at", TZ, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["gemeente"], ["municipality.code"], name="fk_municipality_route_gemeente_municipality"
+        ),
+        sa.PrimaryKeyConstraint("gemeente", name="pk_municipality_route"),
+    )
+    # Signal files go to municipalities: a recipient is a BRIN or a GMnnnn code. (Batch mode:
+    # SQLite cannot alter a column, so it copies the table; PostgreSQL alters it in place.)
+    with op.batch_alter_table("outbox") as outbox:
+        outbox.alter_column("recipient", type_=sa.String(6), existing_type=sa.String(4))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox") as outbox:
+        outbox.alter_column("recipient", type_=sa.String(4), existing_type=sa.String(6))
+    op.drop_table("municipality_route")
+    op.drop_index("ix_signal_file_id", "signal")
     op.drop_index("ix_signal_gemeente", "signal")
     op.drop_index("ix_signal_state", "signal")
     op.drop_table("signal")

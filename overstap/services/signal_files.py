@@ -1,0 +1,223 @@
+"""Signal files: one per municipality per run, into the outbox, signed and encrypted.
+
+After `run_signals` raised and withdrew, `queue_signal_files` gathers what no file has carried
+yet, per municipality of residence: new signals and withdrawals of signals a file did carry. For
+each municipality with a route it builds the `signaalbestand` (xsd/signal.xsd; validated, then
+signed by the hub, ADR 6) and its CSV rendering for people, encrypts both to the municipality's
+own certificate (CMS, readable with `openssl cms -decrypt`), and queues them in the outbox - in
+the transaction that marks the signals sent, so a crash leaves either both or neither. The
+outbox delivers them (SFTP drop, folder or SOAP) with retries and dead letters; a delivered file
+makes its signals delivered (services.delivery).
+
+A municipality without a route keeps its signals raised and is reported, never dropped: they go
+out in the first run after a route exists.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from cryptography import x509
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]
+from sqlalchemy import Connection, select
+
+from mappings.signal_xml import (
+    FileHeader,
+    Jongere,
+    SignalEntry,
+    WithdrawalEntry,
+    signal_csv,
+    signal_document,
+)
+from overstap.audit.chain import AuditEvent
+from overstap.bootstrap import HubContext
+from overstap.crypto import cms
+from overstap.domain.calendar import SchoolYear
+from overstap.services.delivery import SIGNAL_FILE_KIND
+from overstap.store.audit_log import AuditLog, fixed_clock
+from overstap.store.outbox import Outbox
+from overstap.store.signals import (
+    PendingSignal,
+    PendingWithdrawal,
+    addresses_of,
+    history_of,
+    mark_in_file,
+    pending_for_files,
+    regions_of,
+)
+from overstap.store.students import identifier_from_row
+from overstap.store.tables import municipality_route
+from overstap.xml.dsig import Signer
+from overstap.xml.schemas import validate
+
+ACTOR = "overstap signals"
+XML_KIND, CSV_KIND = SIGNAL_FILE_KIND, "signals-csv"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedFile:
+    gemeente: str
+    file_id: str
+    signals: int
+    withdrawals: int
+    transport: str
+
+
+@dataclass
+class FilesReport:
+    files: list[QueuedFile] = field(default_factory=list)
+    no_route: dict[str, int] = field(default_factory=dict)  # gemeente -> entries waiting
+
+    def counts(self) -> dict[str, object]:
+        return {
+            "files": len(self.files),
+            "signals": sum(f.signals for f in self.files),
+            "withdrawals": sum(f.withdrawals for f in self.files),
+            "no_route": dict(self.no_route),
+        }
+
+
+def file_id_for(gemeente: str, on: date) -> str:
+    """A file's public id: the municipality, the day and a random part (never a person)."""
+    return f"SIG-{gemeente}-{on:%Y%m%d}-{uuid.uuid4().hex[:12]}"
+
+
+def _routes(conn: Connection) -> dict[str, str]:
+    return dict(
+        conn.execute(select(municipality_route.c.gemeente, municipality_route.c.transport))
+        .tuples()
+        .all()
+    )
+
+
+def _jongere(
+    s: PendingSignal, addresses: list[tuple[date | None, tuple[str, str, str, str] | None]]
+) -> Jongere:
+    row = s.student
+    identifier = identifier_from_row(row)
+    address = (
+        None
+        if row["straat"] is None
+        else (row["straat"], row["huisnummer"], row["postcode"], row["plaats"])
+    )
+    for since, moved_to in addresses:  # the address on the signal date, after moves
+        if since is None or since <= s.signal_date:
+            address = moved_to
+    return Jongere(
+        identifier,
+        row["voornamen"],
+        row["voorvoegsel"] or "",
+        row["achternaam"],
+        row["roepnaam"] or "",
+        row["geboortedatum"],
+        bool(row["adres_geheim"]),
+        address,
+        s.gemeente,
+    )
+
+
+def queue_signal_files(
+    ctx: HubContext,
+    on: date,
+    *,
+    signer: Signer,
+    certificate_for: Callable[[str], x509.Certificate],
+    hub_oin: str,
+    now: datetime | None = None,
+) -> FilesReport:
+    """Build and queue every pending file; see the module docstring. `certificate_for(gemeente)`
+    gives the municipality's encryption certificate."""
+    moment = now or datetime.now(UTC)
+    report = FilesReport()
+    with ctx.engine.begin() as conn:
+        signals, withdrawals = pending_for_files(conn)
+        routes = _routes(conn)
+        regions = regions_of(conn)
+        by_gemeente: dict[str, tuple[list[PendingSignal], list[PendingWithdrawal]]] = {}
+        for s in signals:
+            by_gemeente.setdefault(s.gemeente, ([], []))[0].append(s)
+        for w in withdrawals:
+            by_gemeente.setdefault(w.gemeente, ([], []))[1].append(w)
+        student_ids = sorted({s.student_id for s in signals})
+        history = history_of(conn, student_ids, on)
+        addresses = addresses_of(conn, student_ids)
+        events: list[AuditEvent] = []
+        for gemeente, (mine, theirs) in sorted(by_gemeente.items()):
+            transport = routes.get(gemeente)
+            if transport is None:
+                report.no_route[gemeente] = len(mine) + len(theirs)
+                continue
+            file_id = file_id_for(gemeente, on)
+            header = FileHeader(
+                file_id,
+                moment,
+                gemeente,
+                regions[gemeente],
+                str(SchoolYear.containing(on)),
+                hub_oin,
+            )
+            entries = [
+                SignalEntry(
+                    s.signal_ref,
+                    s.kind,
+                    s.school_year,
+                    s.reason,
+                    s.signal_date,
+                    _jongere(s, addresses.get(s.student_id, [])),
+                    s.school_name,
+                    s.student["school"],
+                    tuple(history.get(s.student_id, ())),
+                )
+                for s in mine
+            ]
+            gone = [WithdrawalEntry(w.signal_ref, w.withdrawn_on, w.reason) for w in theirs]
+            xml, csv = _file(header, entries, gone, signer, certificate_for(gemeente))
+            box = Outbox(conn, moment)
+            box.enqueue(kind=XML_KIND, object_ref=f"{file_id}.xml", recipient=gemeente,
+                        transport=transport, payload=xml)  # fmt: skip
+            box.enqueue(kind=CSV_KIND, object_ref=f"{file_id}.csv", recipient=gemeente,
+                        transport=transport, payload=csv)  # fmt: skip
+            mark_in_file(
+                conn, file_id, [s.signal_id for s in mine], [w.signal_id for w in theirs], moment
+            )
+            report.files.append(QueuedFile(gemeente, file_id, len(mine), len(theirs), transport))
+            events.append(
+                AuditEvent(
+                    ACTOR,
+                    "signals.file_queued",
+                    "signal_file",
+                    file_id,
+                    origin=f"signals:{on}",
+                    detail={
+                        "gemeente": gemeente,
+                        "signals": [s.signal_ref for s in mine],
+                        "withdrawals": [w.signal_ref for w in theirs],
+                    },
+                )
+            )
+        AuditLog(conn, fixed_clock(moment)).append_many(events)
+    return report
+
+
+def _file(
+    header: FileHeader,
+    signals: Sequence[SignalEntry],
+    withdrawals: Sequence[WithdrawalEntry],
+    signer: Signer,
+    recipient: x509.Certificate,
+) -> tuple[bytes, bytes]:
+    """The encrypted signed XML and the encrypted CSV of one file."""
+    root = signal_document(header, signals, withdrawals)
+    violations = validate(root, "signal")
+    if violations:
+        # Our own mapping broke the schema: a bug, never a partial delivery.
+        first = violations[0]  # its path and rule: a schema message may quote a value
+        raise RuntimeError(
+            f"signal file {header.file_id} breaks signal.xsd: {first.path} {first.rule}"
+        )
+    signer.sign(root)
+    xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return cms.encrypt(xml, [recipient]), cms.encrypt(signal_csv(signals, withdrawals), [recipient])
