@@ -606,13 +606,42 @@ def signals_preview(date_: Annotated[str | None, _SIGNAL_DATE] = None) -> None:
 
 
 @signals_app.command("run")
-def signals_run(date_: Annotated[str | None, _SIGNAL_DATE] = None) -> None:
-    """Raise and withdraw the signals of that date (each in the audit chain)."""
+def signals_run(
+    date_: Annotated[str | None, _SIGNAL_DATE] = None,
+    files: Annotated[
+        bool,
+        typer.Option(
+            "--files/--no-files",
+            help="Also queue one signed, encrypted file per municipality in the outbox "
+            "(`overstap outbox send` delivers them).",
+        ),
+    ] = True,
+) -> None:
+    """Raise and withdraw the signals of that date (each in the audit chain), then queue the
+    files for the municipalities."""
     from overstap.bootstrap import HubContext
+    from overstap.pki.devca import passphrase_from
+    from overstap.services.signal_files import queue_with_hub_pki
     from overstap.services.signals import run_signals
 
     day = _signal_day(date_)
-    _print_plan(run_signals(HubContext.open(), day), f"signals on {day}")
+    ctx = HubContext.open()
+    _print_plan(run_signals(ctx, day), f"signals on {day}")
+    if not files:
+        return
+    # Raised signals are committed already: if the files cannot be made now (no PKI yet), they
+    # wait and go out with the next run that can.
+    report = queue_with_hub_pki(ctx, day, passphrase_from(ctx.settings.pki_dir, os.environ))
+    counts = report.counts()
+    console.print(
+        f"files queued: {counts['files']} ({counts['signals']} signals, "
+        f"{counts['withdrawals']} withdrawals)"
+    )
+    if report.no_route:
+        err.print(
+            "[yellow]no delivery route, waiting:[/] "
+            + ", ".join(f"{g} ({n})" for g, n in report.no_route.items())
+        )
 
 
 @app.command()

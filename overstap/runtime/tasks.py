@@ -162,3 +162,40 @@ def take_in_statuses(recipient: str) -> dict[str, int | str]:
     finally:
         ctx.close()
     return report.counts()
+
+
+@airflow_outcome
+def raise_signals(day: str) -> dict[str, object]:
+    """Raise and withdraw the signals of `day` (the run's logical date, so a backfill replays
+    the school year as it happened)."""
+    from datetime import date
+
+    from overstap.bootstrap import HubContext
+    from overstap.services.signals import run_signals
+
+    ctx = HubContext.open()
+    try:
+        return run_signals(ctx, date.fromisoformat(day)).counts()
+    finally:
+        ctx.close()
+
+
+@airflow_outcome
+def queue_signal_files(day: str) -> dict[str, object]:
+    """One file per municipality with news into the outbox (signed, encrypted)."""
+    import os
+    from datetime import date
+
+    from overstap.bootstrap import HubContext
+    from overstap.pki.devca import passphrase_from
+    from overstap.services.signal_files import queue_with_hub_pki
+
+    ctx = HubContext.open()
+    try:
+        pki_dir = ctx.settings.pki_dir
+        report = queue_with_hub_pki(
+            ctx, date.fromisoformat(day), passphrase_from(pki_dir, os.environ)
+        )
+        return report.counts()
+    finally:
+        ctx.close()

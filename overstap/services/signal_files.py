@@ -36,7 +36,11 @@ from overstap.audit.chain import AuditEvent
 from overstap.bootstrap import HubContext
 from overstap.crypto import cms
 from overstap.domain.calendar import SchoolYear
+from overstap.domain.errors import ConfigurationError
+from overstap.pki.devca import PkiLayout
+from overstap.pki.load import load_certificate
 from overstap.services.delivery import SIGNAL_FILE_KIND
+from overstap.services.pki import hub_party, hub_signer
 from overstap.store.audit_log import AuditLog, fixed_clock
 from overstap.store.outbox import Outbox
 from overstap.store.signals import (
@@ -123,13 +127,14 @@ def queue_signal_files(
     ctx: HubContext,
     on: date,
     *,
-    signer: Signer,
+    signer: Callable[[], Signer],
     certificate_for: Callable[[str], x509.Certificate],
     hub_oin: str,
     now: datetime | None = None,
 ) -> FilesReport:
-    """Build and queue every pending file; see the module docstring. `certificate_for(gemeente)`
-    gives the municipality's encryption certificate."""
+    """Build and queue every pending file; see the module docstring. `signer()` gives the hub's
+    signer (asked only when there is a file to sign), `certificate_for(gemeente)` the
+    municipality's encryption certificate."""
     moment = now or datetime.now(UTC)
     report = FilesReport()
     with ctx.engine.begin() as conn:
@@ -174,7 +179,7 @@ def queue_signal_files(
                 for s in mine
             ]
             gone = [WithdrawalEntry(w.signal_ref, w.withdrawn_on, w.reason) for w in theirs]
-            xml, csv = _file(header, entries, gone, signer, certificate_for(gemeente))
+            xml, csv = _file(header, entries, gone, signer(), certificate_for(gemeente))
             box = Outbox(conn, moment)
             box.enqueue(kind=XML_KIND, object_ref=f"{file_id}.xml", recipient=gemeente,
                         transport=transport, payload=xml)  # fmt: skip
@@ -221,3 +226,41 @@ def _file(
     signer.sign(root)
     xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     return cms.encrypt(xml, [recipient]), cms.encrypt(signal_csv(signals, withdrawals), [recipient])
+
+
+def queue_with_hub_pki(
+    ctx: HubContext, on: date, passphrase: bytes, *, now: datetime | None = None
+) -> FilesReport:
+    """`queue_signal_files` with the hub's own PKI directory: its signing key (loaded once) and
+    each municipality's encryption certificate (`gm-<code>`). A municipality with a route but
+    no certificate is a configuration error naming it: its signals wait, none is sent in clear."""
+    pki_dir = ctx.settings.pki_dir
+    layout = PkiLayout(pki_dir)
+    certificates: dict[str, x509.Certificate] = {}
+
+    def certificate_for(gemeente: str) -> x509.Certificate:
+        found = certificates.get(gemeente)
+        if found is None:
+            path = layout.cert_path(f"gm-{gemeente}", "enc")
+            if not path.exists():
+                raise ConfigurationError(
+                    f"municipality {gemeente}", f"has no encryption certificate at {path}"
+                )
+            found = certificates[gemeente] = load_certificate(path)
+        return found
+
+    loaded: list[Signer] = []
+
+    def signer() -> Signer:
+        if not loaded:  # load the key once, and only when a file needs it
+            loaded.append(hub_signer(pki_dir, passphrase))
+        return loaded[0]
+
+    return queue_signal_files(
+        ctx,
+        on,
+        signer=signer,
+        certificate_for=certificate_for,
+        hub_oin=str(hub_party().oin),
+        now=now,
+    )

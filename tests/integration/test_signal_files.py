@@ -100,7 +100,10 @@ def test_files_reach_exactly_the_right_municipalities(
     )  # fmt: skip
     for g in gemeenten[1:]:
         (inbox / g).mkdir(parents=True)
-    signer = hub_signer(pki.root, PASS)
+    hub = hub_signer(pki.root, PASS)
+
+    def signer() -> Any:
+        return hub
 
     def certificate(g: str) -> Any:
         return load_certificate(pki.cert_path(f"gm-{g}", "enc"))
@@ -182,7 +185,10 @@ def test_a_withdrawal_goes_out_in_the_next_file(
         ctx, [Route(g, "folder", {"folder": str(inbox / "{recipient}"), "oin": "00000001000000000001"})
               for g in gemeenten],
     )  # fmt: skip
-    signer = hub_signer(pki.root, PASS)
+    hub = hub_signer(pki.root, PASS)
+
+    def signer() -> Any:
+        return hub
 
     def certificate(g: str) -> Any:
         return load_certificate(pki.cert_path(f"gm-{g}", "enc"))

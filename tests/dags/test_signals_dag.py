@@ -1,0 +1,132 @@
+"""The daily signals DAG runs with `dag.test()` on logical dates around a school year's deadline
+and zomerlek date: each run raises what its date brings (a later date also raises what fell
+between runs, with its own signal date), files reach each municipality's SFTP drop on a real
+OpenSSH server, and the signals end delivered; the day before the deadline raises nothing.
+
+Same setup as tests/dags/test_dags.py: a subprocess with its own AIRFLOW_HOME per run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import date, timedelta
+from pathlib import Path
+
+from airflow_run import BIN, DAGS, migrate, run_python
+from airflow_run import airflow_env as _env
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def _dag_test(env: dict[str, str], day: date) -> dict[str, object]:
+    run = run_python(
+        env,
+        """
+        import json, sys
+        from datetime import datetime, timezone
+        from airflow.dag_processing.dagbag import DagBag
+        dag = DagBag(dag_folder=sys.argv[1]).dags["overstap_signals"]
+        day = datetime.fromisoformat(sys.argv[2]).replace(hour=5, tzinfo=timezone.utc)
+        dr = dag.test(logical_date=day)
+        print(json.dumps({"state": str(dr.state), "tis": [[ti.task_id, ti.map_index, str(ti.state)] for ti in dr.get_task_instances()]}))
+        """,
+        str(DAGS / "overstap_signals.py"),
+        day.isoformat(),
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result: dict[str, object] = json.loads(run.stdout.strip().splitlines()[-1])
+    assert "success" in str(result["state"]), (result, run.stderr[-3000:])
+    return result
+
+
+def test_signals_dag_over_the_deadline_and_the_zomerlek_date(tmp_path: Path, sshd_bin: str) -> None:
+    from sshd import route_settings, start_sshd
+
+    from overstap.region import iter_students, load_region
+
+    env = _env(tmp_path)
+    overstap = str(BIN / "overstap")
+    migrate(env)
+    region_dir = tmp_path / "region"
+    for args in (
+        ("region", "generate", "--students", "300", "--seed", "61", "--out", str(region_dir)),
+        ("certs", "init", "--region", str(region_dir)),
+        ("region", "load", str(region_dir)),
+    ):
+        done = subprocess.run(
+            [overstap, *args], env=env, capture_output=True, text=True, timeout=180, check=False
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    region = load_region(region_dir)
+    calendar = region.calendar
+    sshd = start_sshd(sshd_bin, tmp_path / "sshd", tmp_path / "sftp-root")
+    gemeenten = [str(m.code) for m in region.municipalities]
+    for g in gemeenten:
+        (sshd.root / "in" / g).mkdir(parents=True)
+    try:
+        setup = run_python(
+            env,
+            """
+            import json, sys
+            sys.path.insert(0, sys.argv[3])
+            from region_year import year_of_statuses
+            from overstap.bootstrap import HubContext
+            from overstap.ports import Route
+            from overstap.services.delivery import save_municipality_routes
+            from overstap.services.reconcile import reconcile
+            from pathlib import Path
+            from sqlalchemy import update
+            from overstap.store.tables import dossier
+            ctx = HubContext.open()
+            with ctx.engine.begin() as conn:  # the dossiers went out (the delivery DAG's part)
+                conn.execute(update(dossier).values(state="afgeleverd"))
+            settings = json.loads(sys.argv[1])
+            save_municipality_routes(ctx, [Route(g, "sftp", {**settings, "folder": "in/{recipient}"}) for g in json.loads(sys.argv[2])])
+            reconcile(ctx, year_of_statuses(Path(sys.argv[4]), "dag"), channel="sftp")
+            """,
+            json.dumps(route_settings(sshd, "00000001000000000001")),
+            json.dumps(gemeenten),
+            str(TESTS),
+            str(region_dir),
+        )
+        assert setup.returncode == 0, setup.stderr[-3000:]
+        before = _dag_test(env, calendar.registration_deadline - timedelta(days=1))
+        # Nothing to deliver before the deadline: the mapped task expands to nothing.
+        assert [t[2] for t in before["tis"] if t[0] == "deliver"] == ["skipped"]  # type: ignore[union-attr]
+        _dag_test(env, calendar.registration_deadline)
+        _dag_test(env, calendar.zomerlek_date)
+    finally:
+        sshd.stop()
+
+    expected: dict[str, int] = {}
+    for record in iter_students(region_dir):
+        for e in record.scenario.expected_signals:
+            if e.date <= calendar.zomerlek_date:
+                expected[str(e.gemeente)] = expected.get(str(e.gemeente), 0) + 1
+    assert expected
+    for g in gemeenten:
+        names = sorted(p.name for p in (sshd.root / "in" / g).iterdir())
+        files = [n for n in names if n.endswith(".xml.p7m")]
+        assert len([n for n in names if n.endswith(".csv.p7m")]) == len(files)
+        assert bool(files) == (g in expected), (g, names)
+        assert all(n.startswith(f"SIG-{g}-") or n.startswith("manifest-") for n in names)
+    states = run_python(
+        env,
+        """
+        import json
+        from sqlalchemy import select
+        from overstap.bootstrap import HubContext
+        from overstap.store.tables import signal
+        with HubContext.open().engine.connect() as conn:
+            rows = conn.execute(select(signal.c.gemeente, signal.c.state, signal.c.signal_date)).all()
+        print(json.dumps([[g, s, d.isoformat()] for g, s, d in rows]))
+        """,
+    )
+    assert states.returncode == 0, states.stderr[-2000:]
+    rows = json.loads(states.stdout.strip().splitlines()[-1])
+    assert {s for _, s, _ in rows} == {"delivered"}
+    got: dict[str, int] = {}
+    for g, _, _ in rows:
+        got[g] = got.get(g, 0) + 1
+    assert got == expected
