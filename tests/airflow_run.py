@@ -40,3 +40,19 @@ def run_python(env: dict[str, str], code: str, *args: str) -> subprocess.Complet
         [sys.executable, "-c", textwrap.dedent(code), *args],
         env=env, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
+
+
+def region_with_pki(env: dict[str, str], region_dir: Path, students: int, seed: int) -> None:
+    """`overstap region generate`, `certs init --region` and `region load`, as an administrator
+    would set up a synthetic region for the DAGs."""
+    overstap = str(BIN / "overstap")
+    for args in (
+        ("region", "generate", "--students", str(students), "--seed", str(seed),
+         "--out", str(region_dir)),
+        ("certs", "init", "--region", str(region_dir)),
+        ("region", "load", str(region_dir)),
+    ):  # fmt: skip
+        done = subprocess.run(
+            [overstap, *args], env=env, capture_output=True, text=True, timeout=180, check=False
+        )
+        assert done.returncode == 0, done.stderr[-2000:]

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from airflow_run import BIN, DAGS, migrate, run_python
+from airflow_run import BIN, DAGS, migrate, region_with_pki, run_python
 from airflow_run import airflow_env as _env
 
 
@@ -168,17 +168,8 @@ def test_delivery_dag_queues_approved_dossiers_and_delivers_them_to_the_referenc
     from overstap.services.pki import DEV_HUB_OIN
 
     env = {**airflow_env, "OVERSTAP_HOME": str(tmp_path / "home")}
-    overstap = str(BIN / "overstap")
     region_dir = tmp_path / "region"
-    for args in (
-        ("region", "generate", "--students", "200", "--seed", "17", "--out", str(region_dir)),
-        ("certs", "init", "--region", str(region_dir)),
-        ("region", "load", str(region_dir)),
-    ):
-        done = subprocess.run(
-            [overstap, *args], env=env, capture_output=True, text=True, timeout=180, check=False
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
+    region_with_pki(env, region_dir, students=200, seed=17)
     region = load_region(region_dir)
     soap_mbo, sftp_mbo = region.mbo_institutions[:2]
     pki_dir = tmp_path / "home" / "pki"

@@ -9,17 +9,17 @@ Same setup as tests/dags/test_dags.py: a subprocess with its own AIRFLOW_HOME pe
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
-from airflow_run import BIN, DAGS, migrate, run_python
+from airflow_run import DAGS, migrate, region_with_pki, run_python
 from airflow_run import airflow_env as _env
 
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def _dag_test(env: dict[str, str], day: date) -> dict[str, object]:
+def _dag_test(env: dict[str, str], day: date) -> dict[str, Any]:
     run = run_python(
         env,
         """
@@ -35,7 +35,7 @@ def _dag_test(env: dict[str, str], day: date) -> dict[str, object]:
         day.isoformat(),
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    result: dict[str, object] = json.loads(run.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
     assert "success" in str(result["state"]), (result, run.stderr[-3000:])
     return result
 
@@ -46,18 +46,9 @@ def test_signals_dag_over_the_deadline_and_the_zomerlek_date(tmp_path: Path, ssh
     from overstap.region import iter_students, load_region
 
     env = _env(tmp_path)
-    overstap = str(BIN / "overstap")
     migrate(env)
     region_dir = tmp_path / "region"
-    for args in (
-        ("region", "generate", "--students", "300", "--seed", "61", "--out", str(region_dir)),
-        ("certs", "init", "--region", str(region_dir)),
-        ("region", "load", str(region_dir)),
-    ):
-        done = subprocess.run(
-            [overstap, *args], env=env, capture_output=True, text=True, timeout=180, check=False
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
+    region_with_pki(env, region_dir, students=300, seed=61)
     region = load_region(region_dir)
     calendar = region.calendar
     sshd = start_sshd(sshd_bin, tmp_path / "sshd", tmp_path / "sftp-root")
@@ -93,7 +84,7 @@ def test_signals_dag_over_the_deadline_and_the_zomerlek_date(tmp_path: Path, ssh
         assert setup.returncode == 0, setup.stderr[-3000:]
         before = _dag_test(env, calendar.registration_deadline - timedelta(days=1))
         # Nothing to deliver before the deadline: the mapped task expands to nothing.
-        assert [t[2] for t in before["tis"] if t[0] == "deliver"] == ["skipped"]  # type: ignore[union-attr]
+        assert [t[2] for t in before["tis"] if t[0] == "deliver"] == ["skipped"]
         _dag_test(env, calendar.registration_deadline)
         _dag_test(env, calendar.zomerlek_date)
     finally:

@@ -7,10 +7,9 @@ Same setup as tests/dags/test_dags.py: a subprocess with its own AIRFLOW_HOME pe
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from airflow_run import BIN, DAGS, migrate, run_python
+from airflow_run import DAGS, migrate, region_with_pki, run_python
 from airflow_run import airflow_env as _env
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
@@ -40,18 +39,9 @@ def test_status_intake_dag_takes_in_and_archives_an_institutions_files(
     from overstap.region.model import load_region
 
     env = _env(tmp_path)
-    overstap = str(BIN / "overstap")
     migrate(env)
     region_dir = tmp_path / "region"
-    for args in (
-        ("region", "generate", "--students", "60", "--seed", "5", "--out", str(region_dir)),
-        ("certs", "init", "--region", str(region_dir)),
-        ("region", "load", str(region_dir)),
-    ):
-        done = subprocess.run(
-            [overstap, *args], env=env, capture_output=True, text=True, timeout=180, check=False
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
+    region_with_pki(env, region_dir, students=60, seed=5)
     mbo = load_region(region_dir).mbo_institutions[0]
     pki = PkiLayout(tmp_path / "home" / "pki")
     passphrase = (pki.root / ".passphrase").read_bytes().strip()
