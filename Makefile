@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/soap_delivery.py
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/signals.py
 
 # Re-pin every dependency (needs uv); commit the result.
 lock: $(STAMP)
