@@ -81,7 +81,7 @@ def _read_file(data: bytes, pki: PkiLayout) -> Any:
 
 
 def test_files_reach_exactly_the_right_municipalities(
-    engine: Engine, region_dir: Path, pki: PkiLayout, tmp_path: Path
+    engine: Engine, region_dir: Path, pki: PkiLayout, tmp_path: Path, xmlsec1_bin: str
 ) -> None:
     ctx = region_hub(engine, tmp_path, region_dir)
     reconcile(ctx, year_of_statuses(region_dir, "files"), channel="sftp")
@@ -171,6 +171,14 @@ def test_files_reach_exactly_the_right_municipalities(
     )  # fmt: skip
     assert opened.returncode == 0, opened.stderr
     assert opened.stdout == _open(one.read_bytes(), pki, g)
+    # ... and xmlsec1 for the hub's signature, as the README tells a municipality.
+    (tmp_path / "signals.xml").write_bytes(opened.stdout)
+    checked = subprocess.run(
+        [xmlsec1_bin, "--verify", "--enabled-key-data", "x509", "--trusted-pem",
+         str(pki.ca_cert_path), str(tmp_path / "signals.xml")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
 
     routed = {s.signal_ref for s in raised if s.gemeente != unrouted}
     assert set(seen) == routed and set(seen.values()) == {1}  # each once, to one municipality
