@@ -45,11 +45,11 @@ from overstap.store.audit_log import AuditLog, fixed_clock
 from overstap.store.outbox import Outbox
 from overstap.store.signals import (
     PendingSignal,
-    PendingWithdrawal,
     addresses_of,
     history_of,
     mark_in_file,
     pending_for_files,
+    pending_gemeenten,
     regions_of,
 )
 from overstap.store.students import identifier_from_row
@@ -138,23 +138,18 @@ def queue_signal_files(
     moment = now or datetime.now(UTC)
     report = FilesReport()
     with ctx.engine.begin() as conn:
-        signals, withdrawals = pending_for_files(conn)
         routes = _routes(conn)
         regions = regions_of(conn)
-        by_gemeente: dict[str, tuple[list[PendingSignal], list[PendingWithdrawal]]] = {}
-        for s in signals:
-            by_gemeente.setdefault(s.gemeente, ([], []))[0].append(s)
-        for w in withdrawals:
-            by_gemeente.setdefault(w.gemeente, ([], []))[1].append(w)
-        student_ids = sorted({s.student_id for s in signals})
-        history = history_of(conn, student_ids, on)
-        addresses = addresses_of(conn, student_ids)
         events: list[AuditEvent] = []
-        for gemeente, (mine, theirs) in sorted(by_gemeente.items()):
+        for gemeente in pending_gemeenten(conn):
+            mine, theirs = pending_for_files(conn, gemeente)
             transport = routes.get(gemeente)
             if transport is None:
                 report.no_route[gemeente] = len(mine) + len(theirs)
                 continue
+            student_ids = sorted({s.student_id for s in mine})
+            history = history_of(conn, student_ids, on)
+            addresses = addresses_of(conn, student_ids)
             file_id = file_id_for(gemeente, on)
             header = FileHeader(
                 file_id,

@@ -516,21 +516,60 @@ class PendingWithdrawal:
     reason: str
 
 
-def pending_for_files(conn: Connection) -> tuple[list[PendingSignal], list[PendingWithdrawal]]:
-    """Raised signals with a known municipality that no file carried yet, and withdrawals of
-    signals a file did carry that no file has withdrawn yet."""
+_PENDING_SIGNAL = and_(
+    signal.c.state == SignalState.RAISED.value,
+    signal.c.file_id.is_(None),
+    signal.c.regio.is_not(None),
+)
+_PENDING_WITHDRAWAL = and_(
+    signal.c.state == SignalState.WITHDRAWN.value,
+    signal.c.file_id.is_not(None),
+    signal.c.withdrawal_file_id.is_(None),
+)
+# What a file entry needs of the student: identity, birth date, address, school; nothing else.
+_ENTRY_COLUMNS = (
+    student.c.bsn, student.c.onderwijsnummer, student.c.voornamen, student.c.voorvoegsel,
+    student.c.achternaam, student.c.roepnaam, student.c.geboortedatum, student.c.adres_geheim,
+    student.c.straat, student.c.huisnummer, student.c.postcode, student.c.plaats,
+    student.c.school,
+)  # fmt: skip
+
+
+def pending_gemeenten(conn: Connection) -> list[str]:
+    """Municipalities (in the registry) with signals or withdrawals no file carried yet."""
+    found = conn.execute(
+        select(signal.c.gemeente)
+        .where(or_(_PENDING_SIGNAL, and_(_PENDING_WITHDRAWAL, signal.c.regio.is_not(None))))
+        .distinct()
+    ).scalars()
+    return sorted(found)
+
+
+def pending_for_files(
+    conn: Connection, gemeente: str
+) -> tuple[list[PendingSignal], list[PendingWithdrawal]]:
+    """One municipality's raised signals that no file carried yet, and withdrawals of signals a
+    file did carry that no file has withdrawn yet (read per municipality: memory follows the
+    largest municipality's day, not the cohort)."""
     rows = conn.execute(
-        select(signal, student, vo_school.c.name.label("school_name"))
+        select(
+            signal.c.id,
+            signal.c.signal_ref,
+            signal.c.kind,
+            signal.c.school_year,
+            signal.c.reason,
+            signal.c.signal_date,
+            signal.c.regio,
+            signal.c.student_id,
+            vo_school.c.name.label("school_name"),
+            *_ENTRY_COLUMNS,
+        )
         .select_from(
             signal.join(student, student.c.id == signal.c.student_id).join(
                 vo_school, vo_school.c.location == student.c.school
             )
         )
-        .where(
-            signal.c.state == SignalState.RAISED.value,
-            signal.c.file_id.is_(None),
-            signal.c.regio.is_not(None),
-        )
+        .where(_PENDING_SIGNAL, signal.c.gemeente == gemeente)
         .order_by(signal.c.id)
     ).mappings()
     signals = [
@@ -541,7 +580,7 @@ def pending_for_files(conn: Connection) -> tuple[list[PendingSignal], list[Pendi
             r["school_year"],
             r["reason"],
             r["signal_date"],
-            r["gemeente"],
+            gemeente,
             r["regio"],
             r["student_id"],
             r,
@@ -554,11 +593,7 @@ def pending_for_files(conn: Connection) -> tuple[list[PendingSignal], list[Pendi
             r.id, r.signal_ref, r.gemeente, r.regio, r.withdrawn_on, r.withdraw_reason
         )
         for r in conn.execute(
-            select(signal).where(
-                signal.c.state == SignalState.WITHDRAWN.value,
-                signal.c.file_id.is_not(None),
-                signal.c.withdrawal_file_id.is_(None),
-            )
+            select(signal).where(_PENDING_WITHDRAWAL, signal.c.gemeente == gemeente)
         )
     ]
     return signals, withdrawals
