@@ -1,5 +1,6 @@
-"""`SoapDeliveryTransport`: delivers dossiers with `LeverDossier` (xsd/dossier-service.wsdl),
-Edukoppeling 2W-be-S over mutual TLS, one request per message.
+"""`SoapDeliveryTransport`: delivers dossiers with `LeverDossier` (xsd/dossier-service.wsdl) and
+signal files with `LeverSignalen` (xsd/signal-service.wsdl), Edukoppeling 2W-be-S over mutual
+TLS, one request per message; the payload's root element picks the operation.
 
 Route settings (`Route.settings`): `endpoint` (the mbo's service URL), `oin` (the mbo's OIN),
 `pki_dir` (our PKI: the "hub" party's "sign" and "tls" keys and the CA bundle; default the
@@ -69,8 +70,17 @@ from overstap.xml.wssec import SOAP_NS, WsSecurityRejected, WsSigner, WsVerifier
 HUB_PARTY: Final = "hub"
 DEFAULT_TIMEOUT: Final = 30.0
 ANONYMOUS: Final = "http://www.w3.org/2005/08/addressing/anonymous"
-_BINDING: Final = "{urn:overstap:dossier-service:1}DossierSoap11Binding"
-_OPERATION: Final = "LeverDossier"
+# The services the hub delivers to, by the WSDL that describes each: a dossier goes to an mbo
+# institution's LeverDossier, a signal file to a municipality's LeverSignalen. The payload's
+# root element picks the operation.
+_SERVICES: Final = (
+    (
+        "dossier-service.wsdl",
+        "{urn:overstap:dossier-service:1}DossierSoap11Binding",
+        "LeverDossier",
+    ),
+    ("signal-service.wsdl", "{urn:overstap:signal-service:1}SignaalSoap11Binding", "LeverSignalen"),
+)
 _RECEIPT_NS: Final = "urn:overstap:receipt:1"
 _R: Final = f"{{{_RECEIPT_NS}}}"
 _SOAP: Final = f"{{{SOAP_NS}}}"
@@ -91,19 +101,23 @@ class _Operation:
 
 
 @functools.cache
-def _operation() -> _Operation:
-    # zeep has no type hints; it stays behind Any. Our own WSDL, read with zeep's hardening on.
+def _operations() -> dict[str, _Operation]:
+    """request element -> what the WSDL says about its operation."""
+    # zeep has no type hints; it stays behind Any. Our own WSDLs, read with zeep's hardening on.
     zeep_any: Any = zeep
     settings = zeep_any.Settings(
         strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True
     )
-    client = zeep_any.Client(str(xsd_dir() / "dossier-service.wsdl"), settings=settings)
-    operation = client.wsdl.bindings[_BINDING].get(_OPERATION)
-    return _Operation(
-        soap_action=str(operation.soapaction),
-        request_tag=str(operation.input.body.qname),
-        response_tag=str(operation.output.body.qname),
-    )
+    found: dict[str, _Operation] = {}
+    for wsdl, binding, name in _SERVICES:
+        client = zeep_any.Client(str(xsd_dir() / wsdl), settings=settings)
+        operation = client.wsdl.bindings[binding].get(name)
+        found[str(operation.input.body.qname)] = _Operation(
+            soap_action=str(operation.soapaction),
+            request_tag=str(operation.input.body.qname),
+            response_tag=str(operation.output.body.qname),
+        )
+    return found
 
 
 class _TlsAdapter(HTTPAdapter):
@@ -162,10 +176,10 @@ class SoapDeliveryTransport:
 
     def send(self, route: Route, messages: Sequence[Outgoing]) -> list[SendResult]:
         peer = self._peer(route)
-        operation = _operation()
+        operations = _operations()
         results: list[SendResult] = []
         for number, message in enumerate(messages):
-            result, connection_failed = _deliver(peer, operation, message, self._clock)
+            result, connection_failed = _deliver(peer, operations, message, self._clock)
             results.append(result)
             if connection_failed:
                 results += [
@@ -262,14 +276,17 @@ def _load_keys(pki_dir: Path, passphrase_file: str, clock: Callable[[], datetime
 
 
 def _deliver(
-    peer: _Peer, operation: _Operation, message: Outgoing, clock: Callable[[], datetime]
+    peer: _Peer,
+    operations: dict[str, _Operation],
+    message: Outgoing,
+    clock: Callable[[], datetime],
 ) -> tuple[SendResult, bool]:
     """The result, and whether the connection failed (then the batch stops)."""
     message_id = message.message_id
     try:
-        envelope, signature_value = _request(peer, operation, message, clock)
+        envelope, signature_value, operation = _request(peer, operations, message, clock)
     except InvalidRecord as exc:
-        # Our own payload does not parse or is not a dossier: sending it again will not help.
+        # Our own payload does not parse or has no operation: sending it again will not help.
         return SendResult(message_id, False, False, f"payload refused [{exc.rule}]"), False
     try:
         response = peer.session.post(
@@ -294,13 +311,19 @@ def _deliver(
 
 
 def _request(
-    peer: _Peer, operation: _Operation, message: Outgoing, clock: Callable[[], datetime]
-) -> tuple[bytes, str]:
+    peer: _Peer,
+    operations: dict[str, _Operation],
+    message: Outgoing,
+    clock: Callable[[], datetime],
+) -> tuple[bytes, str, _Operation]:
     # The payload is our own outbox's, but it is bytes like any other: the one hardened parser.
     body = parse_untrusted(message.payload, source=f"message {message.message_id}")
-    if body.tag != operation.request_tag:
+    operation = operations.get(body.tag)
+    if operation is None:
         raise InvalidRecord(
-            f"is not a {operation.request_tag}", field="payload", rule="SOAP-PAYLOAD"
+            "is not a document any service takes (dossier, signaalbestand)",
+            field="payload",
+            rule="SOAP-PAYLOAD",
         )
     envelope = build_envelope(
         body,
@@ -311,7 +334,7 @@ def _request(
         reply_to=ANONYMOUS,
     )
     signature_value = peer.keys.signer.sign(envelope, now=clock())
-    return canonical_bytes(envelope), signature_value
+    return canonical_bytes(envelope), signature_value, operation
 
 
 def _outcome(

@@ -1,4 +1,5 @@
-"""Reference mbo dossier service: operation `LeverDossier` of `xsd/dossier-service.wsdl`.
+"""Reference mbo dossier service: operation `LeverDossier` of `xsd/dossier-service.wsdl` (and,
+with `service=SIGNAL_SERVICE`, a municipality's `LeverSignalen` of `xsd/signal-service.wsdl`).
 
     with MboSoapServer(pki_dir, "mbo", passphrase, hub_oin=hub_oin) as mbo:
         route = Route("34CD", "soap", {"endpoint": mbo.url, "oin": mbo.oin.value, ...})
@@ -40,6 +41,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -60,10 +62,34 @@ from overstap.xml.dsig import canonical_bytes
 from overstap.xml.schemas import validate
 from overstap.xml.wssec import SOAP_NS, WsSecurityRejected, WsSigner, WsVerifier, build_envelope
 
-SERVICE_PATH: Final = "/dossier"
-ACTION: Final = "urn:overstap:dossier:1:LeverDossier"
-RESPONSE_ACTION: Final = ACTION + "Response"
-DOSSIER_TAG: Final = "{urn:overstap:dossier:1}dossier"
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """What one reference service takes: its path, Action, Body element and schema."""
+
+    path: str
+    action: str
+    body_tag: str
+    schema: str
+
+    @property
+    def response_action(self) -> str:
+        return self.action + "Response"
+
+
+# An mbo institution's dossier service, and a municipality's signal service (LeverSignalen of
+# xsd/signal-service.wsdl): the same Edukoppeling rules, another operation.
+DOSSIER_SERVICE: Final = Service(
+    "/dossier", "urn:overstap:dossier:1:LeverDossier", "{urn:overstap:dossier:1}dossier", "dossier"
+)
+SIGNAL_SERVICE: Final = Service(
+    "/signal",
+    "urn:overstap:signal:1:LeverSignalen",
+    "{urn:overstap:signal:1}signaalbestand",
+    "signal",
+)
+SERVICE_PATH: Final = DOSSIER_SERVICE.path
+ACTION: Final = DOSSIER_SERVICE.action
 RECEIPT_NS: Final = "urn:overstap:receipt:1"
 ANONYMOUS: Final = "http://www.w3.org/2005/08/addressing/anonymous"
 MAX_REQUEST_BYTES: Final = 20 * 1024 * 1024  # the hardened parser's own default limit
@@ -124,7 +150,8 @@ class _Handler(TlsRequestHandler):
 
 
 class MboSoapServer(ServerThread):
-    """An mbo institution's dossier service on `https://127.0.0.1:<port>/dossier`.
+    """An mbo institution's dossier service on `https://127.0.0.1:<port>/dossier`; with
+    `service=SIGNAL_SERVICE`, a municipality's signal service on `.../signal`.
 
     `party` is the slug of the mbo in `pki_dir` (its "sign" key signs responses, its "tls"
     certificate serves HTTPS unless `tls_pki_dir` names another PKI to take it from);
@@ -142,7 +169,9 @@ class MboSoapServer(ServerThread):
         tls_pki_dir: Path | None = None,
         impostor: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        service: Service = DOSSIER_SERVICE,
     ) -> None:
+        self.service = service
         layout = PkiLayout(pki_dir)
         self._signer = WsSigner.from_files(
             layout.key_path(party, "sign"), layout.cert_path(party, "sign"), passphrase
@@ -182,7 +211,7 @@ class MboSoapServer(ServerThread):
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("server is not started")
-        return f"https://127.0.0.1:{self._server.server_address[1]}{SERVICE_PATH}"
+        return f"https://127.0.0.1:{self._server.server_address[1]}{self.service.path}"
 
     def _make_server(self) -> TlsWsgiServer:
         server = TlsWsgiServer(("127.0.0.1", 0), _Handler)
@@ -216,7 +245,7 @@ class MboSoapServer(ServerThread):
     # --- WSGI --------------------------------------------------------------------------------
 
     def app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != SERVICE_PATH:
+        if environ.get("PATH_INFO") != self.service.path:
             return _send(start_response, 404, b"not found", "text/plain")
         if environ["REQUEST_METHOD"] != "POST":
             return _send(start_response, 405, b"method not allowed", "text/plain")
@@ -251,12 +280,12 @@ class MboSoapServer(ServerThread):
             # rule ids only: the reason never quotes the Body, but the faultstring stays terse.
             raise _Fault("Client", exc.fault_code, f"refused [{exc.rule}]") from None
         soap_action = environ.get("HTTP_SOAPACTION", "").strip().strip('"')
-        if soap_action != message.action or message.action != ACTION:
+        if soap_action != message.action or message.action != self.service.action:
             raise _Fault("Client", "0003", "Ongeldige SOAPAction")
         if _oin_in(message.to) != self.oin.value:
             raise _Fault("Client", "0011", "wsa:To names another party")
         dossier = message.body_child
-        if dossier.tag != DOSSIER_TAG or validate(dossier, "dossier"):
+        if dossier.tag != self.service.body_tag or validate(dossier, self.service.schema):
             raise _Fault("Client", "0004", "Bericht is niet XSD-conform")
         if kind == "rejected_receipt":
             receipt = _receipt(message.message_id, self._clock(), refused=REJECTION_CODE)
@@ -268,7 +297,7 @@ class MboSoapServer(ServerThread):
         envelope = build_envelope(
             body,
             to=ANONYMOUS,
-            action=RESPONSE_ACTION,
+            action=self.service.response_action,
             message_id=f"urn:uuid:{uuid.uuid4()}",
             relates_to=relates_to or message.message_id,
         )
@@ -351,9 +380,11 @@ def _send(
 
 __all__ = [
     "ACTION",
+    "DOSSIER_SERVICE",
     "MISBEHAVIOURS",
     "REJECTION_CODE",
-    "RESPONSE_ACTION",
     "SERVICE_PATH",
+    "SIGNAL_SERVICE",
     "MboSoapServer",
+    "Service",
 ]

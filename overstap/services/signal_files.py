@@ -3,8 +3,9 @@
 After `run_signals` raised and withdrew, `queue_signal_files` gathers what no file has carried
 yet, per municipality of residence: new signals and withdrawals of signals a file did carry. For
 each municipality with a route it builds the `signaalbestand` (xsd/signal.xsd; validated, then
-signed by the hub, ADR 6) and its CSV rendering for people, encrypts both to the municipality's
-own certificate (CMS, readable with `openssl cms -decrypt`), and queues them in the outbox - in
+signed by the hub, ADR 6) and, for a drop (SFTP or folder), its CSV rendering for people, both
+encrypted to the municipality's own certificate (CMS, readable with `openssl cms -decrypt`); a
+SOAP route gets the signed document itself in LeverSignalen. They are queued in the outbox - in
 the transaction that marks the signals sent, so a crash leaves either both or neither. The
 outbox delivers them (SFTP drop, folder or SOAP) with retries and dead letters; a delivered file
 makes its signals delivered (services.delivery).
@@ -174,12 +175,20 @@ def queue_signal_files(
                 for s in mine
             ]
             gone = [WithdrawalEntry(w.signal_ref, w.withdrawn_on, w.reason) for w in theirs]
-            xml, csv = _file(header, entries, gone, signer(), certificate_for(gemeente))
+            signed = _signed_xml(header, entries, gone, signer())
             box = Outbox(conn, moment)
-            box.enqueue(kind=XML_KIND, object_ref=f"{file_id}.xml", recipient=gemeente,
-                        transport=transport, payload=xml)  # fmt: skip
-            box.enqueue(kind=CSV_KIND, object_ref=f"{file_id}.csv", recipient=gemeente,
-                        transport=transport, payload=csv)  # fmt: skip
+            if transport == "soap":
+                # LeverSignalen carries the signed document itself, over mutual TLS and under
+                # WS-Security (Edukoppeling); the CSV is a file for people in a drop only.
+                box.enqueue(kind=XML_KIND, object_ref=f"{file_id}.xml", recipient=gemeente,
+                            transport=transport, payload=signed)  # fmt: skip
+            else:
+                recipient = [certificate_for(gemeente)]
+                box.enqueue(kind=XML_KIND, object_ref=f"{file_id}.xml", recipient=gemeente,
+                            transport=transport, payload=cms.encrypt(signed, recipient))  # fmt: skip
+                box.enqueue(kind=CSV_KIND, object_ref=f"{file_id}.csv", recipient=gemeente,
+                            transport=transport,
+                            payload=cms.encrypt(signal_csv(entries, gone), recipient))  # fmt: skip
             mark_in_file(
                 conn, file_id, [s.signal_id for s in mine], [w.signal_id for w in theirs], moment
             )
@@ -202,14 +211,13 @@ def queue_signal_files(
     return report
 
 
-def _file(
+def _signed_xml(
     header: FileHeader,
     signals: Sequence[SignalEntry],
     withdrawals: Sequence[WithdrawalEntry],
     signer: Signer,
-    recipient: x509.Certificate,
-) -> tuple[bytes, bytes]:
-    """The encrypted signed XML and the encrypted CSV of one file."""
+) -> bytes:
+    """The file's XML, validated and signed by the hub."""
     root = signal_document(header, signals, withdrawals)
     violations = validate(root, "signal")
     if violations:
@@ -219,8 +227,7 @@ def _file(
             f"signal file {header.file_id} breaks signal.xsd: {first.path} {first.rule}"
         )
     signer.sign(root)
-    xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-    return cms.encrypt(xml, [recipient]), cms.encrypt(signal_csv(signals, withdrawals), [recipient])
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
 def queue_with_hub_pki(

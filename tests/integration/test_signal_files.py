@@ -232,3 +232,52 @@ def test_a_withdrawal_goes_out_in_the_next_file(
     assert queue_signal_files(ctx, late + timedelta(days=2), signer=signer,
                               certificate_for=certificate, hub_oin=DEV_HUB_OIN).files == []  # fmt: skip
     shutil.rmtree(inbox, ignore_errors=True)
+
+
+def test_a_municipality_on_soap_gets_the_signed_file_by_leversignalen(
+    engine: Engine, region_dir: Path, pki: PkiLayout, tmp_path: Path
+) -> None:
+    """Edukoppeling to a municipality's signal service (the reference peer, mutual TLS,
+    2W-be-S): the Body is the hub-signed signaalbestand, the receipt closes the signals."""
+    from connectors.reference.mbo_soap import SIGNAL_SERVICE, MboSoapServer
+    from connectors.soap_delivery import SoapDeliveryTransport
+
+    ctx = region_hub(engine, tmp_path, region_dir)
+    reconcile(ctx, year_of_statuses(region_dir, "soap"), channel="sftp")
+    region = load_region(region_dir)
+    deadline = region.calendar.registration_deadline
+    plan = run_signals(ctx, deadline)
+    gemeente = max(
+        {s.gemeente for s in plan.raises}, key=lambda g: sum(s.gemeente == g for s in plan.raises)
+    )
+    municipality = next(m for m in region.municipalities if str(m.code) == gemeente)
+    passphrase_file = tmp_path / "passphrase"
+    passphrase_file.write_bytes(PASS)
+    hub = hub_signer(pki.root, PASS)
+    with MboSoapServer(pki.root, f"gm-{gemeente}", PASS, hub_oin=Oin(DEV_HUB_OIN),
+                       service=SIGNAL_SERVICE) as server:  # fmt: skip
+        save_municipality_routes(
+            ctx,
+            [Route(gemeente, "soap", {"endpoint": server.url, "oin": str(municipality.oin),
+                                      "pki_dir": str(pki.root), "timeout": "10",
+                                      "passphrase_file": str(passphrase_file)})],
+        )  # fmt: skip
+        report = queue_signal_files(ctx, deadline, signer=lambda: hub,
+                                    certificate_for=lambda g: None, hub_oin=DEV_HUB_OIN)  # type: ignore[arg-type,return-value]  # fmt: skip
+        assert [f.gemeente for f in report.files] == [gemeente]
+        transport = SoapDeliveryTransport()
+        try:
+            delivered = deliver_due(ctx, route_for(ctx, gemeente), transport,
+                                    now=lambda: datetime.now(UTC) + timedelta(minutes=1))  # fmt: skip
+        finally:
+            transport.close()
+        assert (delivered.claimed, delivered.delivered) == (1, 1), delivered
+        (document,) = server.received.values()
+    root = _read_file(document, pki)  # the hub's own signature on the file, besides WS-Security
+    refs = {e.findtext(f"{S}signaalid") for e in root.iter(f"{S}signaal")}
+    assert refs == {s.signal_ref for s in plan.raises if s.gemeente == gemeente}
+    with engine.connect() as conn:
+        states = set(
+            conn.execute(select(signal.c.state).where(signal.c.gemeente == gemeente)).scalars()
+        )
+    assert states == {"delivered"}
