@@ -23,11 +23,13 @@ from pathlib import Path
 
 from sqlalchemy import Connection, select, update
 
+from overstap.audit.chain import AuditEvent
 from overstap.bootstrap import HubContext
 from overstap.domain.delivery import DeliveryState, RetryPolicy
 from overstap.domain.errors import ConfigurationError, RetryableDeliveryError
 from overstap.domain.states import DOSSIER, DossierState
 from overstap.ports import DeliveryTransport, Outgoing, Route, SendResult
+from overstap.store.audit_log import AuditLog, fixed_clock
 from overstap.store.outbox import Outbox, OutboxItem
 from overstap.store.signals import mark_delivered
 from overstap.store.tables import delivery_route, mbo_institution, municipality_route
@@ -214,7 +216,13 @@ def _settle(
             if result.delivered:
                 box.delivered(result.message_id, receipt=result.detail)
                 if item.kind == SIGNAL_FILE_KIND:  # the municipality has the file: delivered
-                    mark_delivered(conn, item.object_ref.removesuffix(".xml"), moment)
+                    file_id = item.object_ref.removesuffix(".xml")
+                    closed = mark_delivered(conn, file_id, moment)
+                    AuditLog(conn, fixed_clock(moment)).append(
+                        AuditEvent("overstap delivery", "signals.delivered", "signal_file",
+                                   file_id, origin=f"delivery:{item.recipient}",
+                                   detail={"signals": closed, "message": result.message_id})
+                    )  # fmt: skip
                 _dossier_to(conn, item.object_ref, DossierState.AFGELEVERD, moment)
                 report.delivered += 1
                 continue

@@ -33,7 +33,7 @@ from overstap.services.pki import DEV_HUB_OIN, hub_signer, region_parties
 from overstap.services.reconcile import reconcile
 from overstap.services.signal_files import queue_signal_files
 from overstap.services.signals import run_signals
-from overstap.store.tables import dossier, signal
+from overstap.store.tables import audit_event, dossier, signal
 from overstap.xml.dsig import Verifier
 from overstap.xml.safe import parse_untrusted
 from overstap.xml.schemas import validate
@@ -281,3 +281,12 @@ def test_a_municipality_on_soap_gets_the_signed_file_by_leversignalen(
             conn.execute(select(signal.c.state).where(signal.c.gemeente == gemeente)).scalars()
         )
     assert states == {"delivered"}
+    with engine.connect() as conn:
+        closed = (
+            conn.execute(
+                select(audit_event.c.detail).where(audit_event.c.action == "signals.delivered")
+            )
+            .scalars()
+            .all()
+        )
+    assert len(closed) == 1 and f'"signals":{len(refs)}' in closed[0]
