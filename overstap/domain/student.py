@@ -35,6 +35,9 @@ class Name:
     voorvoegsel: str = ""
     roepnaam: str = ""
 
+    def __repr__(self) -> str:  # personal data: never in a log line or a traceback
+        return "Name(<masked>)"
+
     def __post_init__(self) -> None:
         if not self.voornamen.strip():
             raise InvalidRecord(
@@ -51,11 +54,17 @@ class Address:
     postcode: Postcode
     plaats: str
 
+    def __repr__(self) -> str:
+        return "Address(<masked>)"
+
 
 @dataclass(frozen=True, slots=True)
 class Contact:
     phone: str = ""
     email: str = ""
+
+    def __repr__(self) -> str:
+        return "Contact(<masked>)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,9 @@ class Guardian:
     name: Name
     contact: Contact = field(default_factory=Contact)
     relation: str = "ouder"  # ouder, voogd, ...
+
+    def __repr__(self) -> str:
+        return f"Guardian(<masked>, {self.relation})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +95,11 @@ class Student:
     school_year: SchoolYear
     leaving_year: bool  # in the exam/leaving year: the cohort the deadline signal watches
     leerjaar: int  # year within the level (e.g. 4 for vmbo's leaving year)
+
+    def __repr__(self) -> str:
+        # School and level only: names, numbers, dates, addresses and the school's own key
+        # stay out of logs and tracebacks (the identifier's repr is masked too).
+        return f"Student({self.school}, {self.level.value}, <masked>)"
 
     def __post_init__(self) -> None:
         if not self.leerlingid.strip():

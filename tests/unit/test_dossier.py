@@ -403,3 +403,21 @@ def test_name_requires_first_and_last_name(voornamen: str, achternaam: str) -> N
 
 def test_student_repr_does_not_show_bsn() -> None:
     assert "111222333" not in repr(make_student())
+
+
+def test_student_repr_shows_none_of_its_personal_values() -> None:
+    """A student (or its name, address, contact, guardians) in a log line or traceback shows
+    no personal value: not the names, birth date, address, phone, e-mail or SIS key."""
+    student = make_student()
+    shown = "".join(
+        repr(x) for x in (student, [student], student.guardians, student.name, student.contact,
+                          student.address)
+    )  # fmt: skip
+    values = [
+        student.name.voornamen, student.name.achternaam, student.leerlingid,
+        student.birth_date.isoformat(), student.contact.phone, student.contact.email,
+        *(v for a in [student.address] if a for v in (a.straat, a.plaats, a.postcode.value)),
+        *(g.name.achternaam for g in student.guardians),
+    ]  # fmt: skip
+    assert [v for v in values if v and v in shown] == []
+    assert str(student.school) in repr(student)
