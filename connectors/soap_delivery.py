@@ -60,7 +60,7 @@ from overstap.crypto.trust import TrustStore
 from overstap.domain.identifiers import Oin
 from overstap.errors import ConfigurationError, InvalidRecord
 from overstap.pki import PkiLayout, passphrase_from
-from overstap.pki.load import load_certificate, oin_of
+from overstap.pki.load import load_certificate, required_oin
 from overstap.ports import Outgoing, Route, SendResult
 from overstap.xml.dsig import canonical_bytes
 from overstap.xml.safe import parse_untrusted
@@ -267,7 +267,7 @@ def _load_keys(pki_dir: Path, passphrase_file: str, clock: Callable[[], datetime
         signer=signer,
         tls=context,
         trust_bundle=layout.trust_bundle_path,
-        hub_oin=oin_of(load_certificate(layout.cert_path(HUB_PARTY, "sign"))),
+        hub_oin=required_oin(load_certificate(layout.cert_path(HUB_PARTY, "sign"))),
         verifier=WsVerifier(TrustStore.from_pem_file(layout.trust_bundle_path), clock),
     )
 

@@ -46,16 +46,26 @@ class TrustedParty:
     chain: tuple[x509.Certificate, ...]  # end entity first, trust anchor last
 
 
-def oin_of(cert: x509.Certificate) -> Oin | None:
-    """The OIN in the subject serialNumber, as PKIoverheid puts it; None when absent."""
+def read_oin(cert: x509.Certificate) -> tuple[Oin | None, str]:
+    """The OIN in the subject serialNumber, where PKIoverheid puts it (DOMAIN.md), or None and
+    why not: no serialNumber, several (ambiguous), or one that is not an OIN."""
     attrs = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-    if not attrs:
-        return None
+    if len(attrs) != 1:
+        if not attrs:
+            return None, "has no OIN (no subject serialNumber)"
+        return None, f"has {len(attrs)} subject serialNumber attributes, expected one OIN"
     value = attrs[0].value
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
     try:
-        return Oin.parse(value if isinstance(value, str) else value.decode())
-    except InvalidRecord:
-        return None
+        return Oin.parse(text), ""
+    except InvalidRecord as exc:
+        return None, f"subject serialNumber is not an OIN: {exc.reason}"
+
+
+def oin_of(cert: x509.Certificate) -> Oin | None:
+    """A peer's OIN, or None when its certificate carries no single valid one (then the peer is
+    refused by the caller)."""
+    return read_oin(cert)[0]
 
 
 def describe(cert: x509.Certificate) -> str:

@@ -19,8 +19,8 @@ from overstap.pki.load import (
     load_certificate,
     load_certificates,
     load_private_key,
-    oin_of,
     require_valid,
+    required_oin,
     subject_of,
 )
 
@@ -35,8 +35,8 @@ __all__ = [
     "load_certificate",
     "load_certificates",
     "load_private_key",
-    "oin_of",
     "passphrase_from",
     "require_valid",
+    "required_oin",
     "subject_of",
 ]

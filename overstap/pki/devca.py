@@ -51,7 +51,7 @@ from overstap.pki.load import (
     as_utc,
     load_certificate,
     load_private_key,
-    oin_of,
+    required_oin,
     subject_of,
 )
 
@@ -618,9 +618,9 @@ def _check_existing(
     remedy = f"remove {layout.party_dir(party.slug)} to issue new keys"
     if not _issued_by(cert, ca.issuing):
         raise ConfigurationError(setting, f"was issued by another CA; {remedy}")
-    if oin_of(cert) != party.oin:
+    if required_oin(cert) != party.oin:
         raise ConfigurationError(
-            setting, f"carries OIN {oin_of(cert)}, the party has {party.oin}; {remedy}"
+            setting, f"carries OIN {required_oin(cert)}, the party has {party.oin}; {remedy}"
         )
     if not layout.key_path(party.slug, purpose).exists():
         raise ConfigurationError(setting, f"exists but its private key is missing; {remedy}")
@@ -779,7 +779,7 @@ def _status(path: Path, purpose: str, moment: datetime, warn_days: int) -> CertS
     return CertStatus(
         path=path,
         subject=subject_of(cert),
-        oin=oin_of(cert) if has_oin else None,
+        oin=required_oin(cert) if has_oin else None,
         purpose=purpose,
         not_after=cert.not_valid_after_utc,
         days_left=(cert.not_valid_after_utc - moment).days,

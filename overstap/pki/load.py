@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from overstap.domain.identifiers import InvalidIdentifier, Oin
+from overstap.crypto.trust import read_oin
+from overstap.domain.identifiers import Oin
 from overstap.errors import ConfigurationError
 
 # cryptography prints the serialNumber attribute as its dotted OID (2.5.4.5=...); people and
@@ -108,25 +109,13 @@ def load_private_key(path: Path, passphrase: bytes) -> rsa.RSAPrivateKey:
     return key
 
 
-def oin_of(cert: x509.Certificate) -> Oin:
-    """The OIN in the subject serialNumber, where PKIoverheid puts it (DOMAIN.md)."""
-    setting = f"certificate {subject_of(cert)}"
-    attributes = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-    if len(attributes) != 1:
-        why = (
-            "has no OIN (no subject serialNumber)"
-            if not attributes
-            else f"has {len(attributes)} subject serialNumber attributes, expected one OIN"
-        )
-        raise ConfigurationError(setting, why)
-    raw = attributes[0].value
-    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
-    try:
-        return Oin.parse(text)
-    except InvalidIdentifier as exc:
-        raise ConfigurationError(
-            setting, f"subject serialNumber is not an OIN: {exc.reason}"
-        ) from None
+def required_oin(cert: x509.Certificate) -> Oin:
+    """The OIN of a certificate we configured ourselves (`crypto.trust.read_oin`'s rule): a
+    certificate without exactly one valid OIN is a configuration error naming why."""
+    oin, why = read_oin(cert)
+    if oin is None:
+        raise ConfigurationError(f"certificate {subject_of(cert)}", why)
+    return oin
 
 
 def require_valid(cert: x509.Certificate, now: datetime | None = None) -> None:

@@ -30,9 +30,9 @@ from overstap.pki import (
     load_certificate,
     load_certificates,
     load_private_key,
-    oin_of,
     passphrase_from,
     require_valid,
+    required_oin,
 )
 
 PASSPHRASE = b"unit-test passphrase, long enough"
@@ -176,7 +176,7 @@ def test_oin_sits_in_subject_serial_number(pki: Pki, purpose: Purpose) -> None:
         assert attrs[NameOID.COUNTRY_NAME] == "NL"
         assert attrs[NameOID.ORGANIZATION_NAME] == party.name
         assert attrs[NameOID.COMMON_NAME] == f"{party.name} {purpose}"
-        assert oin_of(c) == party.oin
+        assert required_oin(c) == party.oin
 
 
 def test_long_names_are_shortened_to_the_x509_limit(pki: Pki) -> None:
@@ -186,7 +186,7 @@ def test_long_names_are_shortened_to_the_x509_limit(pki: Pki) -> None:
     assert len(common_name) <= 64 and common_name.endswith(" sign")
     assert LONG_NAME.startswith(common_name.removesuffix(" sign"))
     assert len(organisation) <= 64 and LONG_NAME.startswith(str(organisation))
-    assert oin_of(c) == MBO.oin
+    assert required_oin(c) == MBO.oin
 
 
 @pytest.mark.parametrize("purpose", PURPOSES)
@@ -387,7 +387,7 @@ def test_new_party_is_the_only_thing_issued(pki_copy: PkiLayout) -> None:
         for suffix in (".crt", ".key.pem", ".p12")
     }
     assert {name: after[name] for name in before} == before
-    assert oin_of(cert(pki_copy, "gm-GM0363", "enc")) == gemeente.oin
+    assert required_oin(cert(pki_copy, "gm-GM0363", "enc")) == gemeente.oin
 
 
 def test_lost_p12_is_rebuilt_with_the_same_key(pki_copy: PkiLayout) -> None:
