@@ -91,6 +91,11 @@ class AuditLog:
         self._conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
         return [AuditRecord(*row) for row in rows]
 
+    def head_for_update(self) -> tuple[int, str]:
+        """The head (last seq and hash), locked until the transaction ends: what a checkpoint
+        signs, with no append slipping in between."""
+        return self._lock_head()
+
     def _lock_head(self) -> tuple[int, str]:
         # FOR UPDATE serialises appenders on PostgreSQL; SQLite ignores it and relies on the
         # BEGIN IMMEDIATE write lock (store.engine).

@@ -224,6 +224,21 @@ audit_event = Table(
     Index("ix_audit_event_action_at", "action", "at"),
 )
 
+audit_checkpoint = Table(
+    "audit_checkpoint",
+    metadata,
+    # The chain head signed by the hub (migration 0008; overstap.audit.checkpoint): seq and hash
+    # of the last record covered, the time, the detached signature over the payload, and the
+    # signing certificate (PEM) so a checkpoint verifies on its own.
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
+    Column("hash", String(64), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("signature", Text, nullable=False),  # base64
+    Column("certificate", Text, nullable=False),  # PEM
+)
+
 audit_head = Table(
     "audit_head",
     metadata,

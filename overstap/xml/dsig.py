@@ -156,6 +156,11 @@ class Signer:
             raise ConfigurationError(f"signing key {key_path.name}", "must be an RSA key")
         return cls(key, certificate, extra)
 
+    def sign_bytes(self, data: bytes) -> bytes:
+        """A detached RSA PKCS#1 v1.5 SHA-256 signature of `data` (audit checkpoints): what
+        `openssl dgst -sha256 -verify` checks with the certificate's public key."""
+        return self._key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
     def sign(self, root: Any) -> Any:
         """Append an enveloped ds:Signature as the last child of `root` (in place) and return it."""
         for old in root.findall(_q("Signature")):
