@@ -24,7 +24,7 @@ from overstap.store.bulk import insert_tuples
 from overstap.store.tables import audit_event, audit_head
 
 # The columns of a `RecordRow`, in hash order.
-_ROW_COLUMNS = (
+RECORD_COLUMNS = (
     audit_event.c.seq,
     audit_event.c.at,
     audit_event.c.actor,
@@ -37,7 +37,7 @@ _ROW_COLUMNS = (
     audit_event.c.prev_hash,
     audit_event.c.hash,
 )
-_ROW_NAMES = tuple(c.name for c in _ROW_COLUMNS)
+_ROW_NAMES = tuple(c.name for c in RECORD_COLUMNS)
 
 # Built once: every write transaction appends, and building a statement costs ~70 µs against
 # ~12 µs for executing a prebuilt one (SQLAlchemy memoises its cache key on the object).
@@ -122,7 +122,7 @@ class AuditLog:
         last = 0
         while True:
             result = self._conn.execute(
-                select(*_ROW_COLUMNS)
+                select(*RECORD_COLUMNS)
                 .where(audit_event.c.seq > last)
                 .order_by(audit_event.c.seq)
                 .limit(batch)
