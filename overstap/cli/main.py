@@ -19,8 +19,10 @@ from overstap.errors import ConfigurationError, InvalidRecord
 if TYPE_CHECKING:
     from datetime import date
 
+    from overstap.bootstrap import HubContext
     from overstap.config import Settings
     from overstap.services.signals import SignalPlan
+    from overstap.xml.dsig import Signer
 
 # Tracebacks never print local variables: a local may hold a student's record.
 app = typer.Typer(
@@ -91,23 +93,103 @@ def db_current() -> None:
         raise typer.Exit(1)
 
 
+def _hub_signer_and_trust(ctx: HubContext) -> tuple[Signer, Path]:
+    from overstap.pki import PkiLayout
+    from overstap.pki.devca import passphrase_from
+    from overstap.services.pki import hub_signer
+
+    pki_dir = ctx.settings.pki_dir
+    return hub_signer(pki_dir, passphrase_from(pki_dir, os.environ)), PkiLayout(
+        pki_dir
+    ).trust_bundle_path
+
+
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the whole chain; name the first record that does not hold."""
+def audit_verify(
+    export: Annotated[
+        Path | None,
+        typer.Option("--export", help="Verify an export directory instead of the database."),
+    ] = None,
+) -> None:
+    """Recompute the whole chain and check its signed checkpoints; name the first record that
+    does not hold. With --export, verify an auditors' export offline (no database needed)."""
+    if export is not None:
+        from overstap.audit.offline_verify import verify_export
+
+        problems = verify_export(export)
+        if problems:
+            err.print(f"[bold red]export BROKEN[/]: {escape(problems[0])}")
+            raise typer.Exit(1)
+        console.print("[bold green]export OK[/]: every record holds, between signed checkpoints")
+        return
     from overstap.bootstrap import HubContext
+    from overstap.crypto.trust import TrustStore
+    from overstap.pki import PkiLayout
+    from overstap.services.audit_checkpoints import verify_with_checkpoints
+    from overstap.services.pki import hub_party
     from overstap.store.audit_log import AuditLog
 
     ctx = HubContext.open()
-    with ctx.engine.connect().execution_options(read_only=True) as conn:  # never blocks writers
-        report = AuditLog(conn).verify()
-    if report.problem is not None:
+    bundle = PkiLayout(ctx.settings.pki_dir).trust_bundle_path
+    if bundle.exists():
+        result = verify_with_checkpoints(ctx, TrustStore.from_pem_file(bundle), hub_party().oin)
+        report, problem, checkpoints = result.chain, result.problem, result.checkpoints
+    else:  # no PKI yet: there can be no checkpoints either
+        with ctx.engine.connect().execution_options(read_only=True) as conn:  # never blocks writers
+            report = AuditLog(conn).verify()
+        problem, checkpoints = report.problem, 0
+    if problem is not None:
         err.print(
-            f"[bold red]audit chain BROKEN[/] at record {report.problem.seq}: "
-            f"{report.problem.reason} ({report.count} records verified before it)"
+            f"[bold red]audit chain BROKEN[/] at record {problem.seq}: {problem.reason} "
+            f"({report.count} records read)"
         )
         raise typer.Exit(1)
     console.print(
-        f"[bold green]audit chain OK[/]: {report.count} records, head {report.head_hash[:16]}"
+        f"[bold green]audit chain OK[/]: {report.count} records, head {report.head_hash[:16]}, "
+        f"{checkpoints} signed checkpoints hold"
+    )
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the chain head now (the checkpoint DAG does this every hour)."""
+    from overstap.bootstrap import HubContext
+    from overstap.services.audit_checkpoints import make_checkpoint
+
+    ctx = HubContext.open()
+    signer, _ = _hub_signer_and_trust(ctx)
+    made = make_checkpoint(ctx, signer)
+    if made is None:
+        console.print("nothing new since the last checkpoint")
+        return
+    console.print(f"checkpoint at record {made.checkpoint.seq}, hash {made.checkpoint.hash[:16]}")
+
+
+@audit_app.command("export")
+def audit_export(
+    from_: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write (new or empty).")],
+) -> None:
+    """Write the audit records of those days for an auditor, verifiable offline with openssl and
+    a few lines of Python (in the export), or `overstap audit verify --export DIR`."""
+    from datetime import date
+
+    from overstap.bootstrap import HubContext
+    from overstap.services.audit_export import export_audit
+
+    try:
+        start, end = date.fromisoformat(from_), date.fromisoformat(to)
+    except ValueError:
+        raise _fail("--from and --to must be dates written YYYY-MM-DD") from None
+    if out.exists() and any(out.iterdir()):
+        raise _fail(f"{out} is not empty")
+    ctx = HubContext.open()
+    signer, bundle = _hub_signer_and_trust(ctx)
+    report = export_audit(ctx, start, end, out, signer=signer, ca_bundle=bundle)
+    console.print(
+        f"exported records {report.first}-{report.last} with {report.checkpoints} signed "
+        f"checkpoints to {out}; see {out / 'PROCEDURE.md'}"
     )
 
 

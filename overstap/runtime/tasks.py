@@ -199,3 +199,24 @@ def queue_signal_files(day: str) -> dict[str, object]:
         return report.counts()
     finally:
         ctx.close()
+
+
+@airflow_outcome
+def audit_checkpoint() -> dict[str, object]:
+    """Sign the audit chain head (nothing when nothing happened since the last checkpoint)."""
+    import os
+
+    from overstap.bootstrap import HubContext
+    from overstap.pki.devca import passphrase_from
+    from overstap.services.audit_checkpoints import make_checkpoint
+    from overstap.services.pki import hub_signer
+
+    ctx = HubContext.open()
+    try:
+        pki_dir = ctx.settings.pki_dir
+        made = make_checkpoint(ctx, hub_signer(pki_dir, passphrase_from(pki_dir, os.environ)))
+    finally:
+        ctx.close()
+    if made is None:
+        return {"checkpoint": None}
+    return {"checkpoint": made.checkpoint.seq, "hash": made.checkpoint.hash}

@@ -9,30 +9,32 @@ Same setup as tests/dags/test_dags.py: a subprocess with its own AIRFLOW_HOME pe
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow_run import DAGS, migrate, region_with_pki, run_python
+from airflow_run import BIN, DAGS, migrate, region_with_pki, run_python
 from airflow_run import airflow_env as _env
 
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def _dag_test(env: dict[str, str], day: date) -> dict[str, Any]:
+def _dag_test(env: dict[str, str], day: date, name: str = "overstap_signals") -> dict[str, Any]:
     run = run_python(
         env,
         """
         import json, sys
         from datetime import datetime, timezone
         from airflow.dag_processing.dagbag import DagBag
-        dag = DagBag(dag_folder=sys.argv[1]).dags["overstap_signals"]
+        dag = DagBag(dag_folder=sys.argv[1]).dags[sys.argv[3]]
         day = datetime.fromisoformat(sys.argv[2]).replace(hour=5, tzinfo=timezone.utc)
         dr = dag.test(logical_date=day)
         print(json.dumps({"state": str(dr.state), "tis": [[ti.task_id, ti.map_index, str(ti.state)] for ti in dr.get_task_instances()]}))
         """,
-        str(DAGS / "overstap_signals.py"),
+        str(DAGS / f"{name}.py"),
         day.isoformat(),
+        name,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
@@ -121,3 +123,30 @@ def test_signals_dag_over_the_deadline_and_the_zomerlek_date(tmp_path: Path, ssh
     for g, _, _ in rows:
         got[g] = got.get(g, 0) + 1
     assert got == expected
+
+
+def test_the_audit_checkpoint_dag_signs_the_head(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    migrate(env)
+    overstap = str(BIN / "overstap")
+    for args in (("db", "upgrade"), ("certs", "init")):
+        done = subprocess.run([overstap, *args], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+    appended = run_python(
+        env,
+        """
+        from overstap.audit.chain import AuditEvent
+        from overstap.bootstrap import HubContext
+        from overstap.store.audit_log import AuditLog
+        with HubContext.open().engine.begin() as conn:
+            AuditLog(conn).append_many(AuditEvent("test", "x.done", "x", str(i)) for i in range(3))
+        """,
+    )
+    assert appended.returncode == 0, appended.stderr[-2000:]
+    _dag_test(env, date(2026, 12, 2), "overstap_audit_checkpoint")
+    verified = subprocess.run([overstap, "audit", "verify"], env=env, capture_output=True,
+                              text=True, timeout=120, check=False)  # fmt: skip
+    assert verified.returncode == 0 and "1 signed checkpoints hold" in verified.stdout, (
+        verified.stdout + verified.stderr
+    )

@@ -66,3 +66,35 @@ def test_configuration_error_is_one_clear_line(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "OVERSTAP_PSEUDONYM_KEY" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_checkpoint_export_and_offline_verification(tmp_path: Path) -> None:
+    """An operator signs the head, exports a range for an auditor, the auditor verifies it; a
+    changed byte in the export is named."""
+    from datetime import UTC, datetime
+
+    home = tmp_path / "hub"
+    assert _run(home, "db", "upgrade").returncode == 0
+    assert _run(home, "certs", "init").returncode == 0
+    ctx = HubContext.open({"OVERSTAP_HOME": str(home)})
+    with ctx.engine.begin() as conn:
+        AuditLog(conn).append_many(
+            AuditEvent("test", "student.created", "student", f"ps1_{i:032x}") for i in range(8)
+        )
+    ctx.close()
+
+    made = _run(home, "audit", "checkpoint")
+    assert made.returncode == 0 and "checkpoint at record 8" in made.stdout, made.stderr
+    assert "nothing new" in _run(home, "audit", "checkpoint").stdout
+    verified = _run(home, "audit", "verify")
+    assert verified.returncode == 0 and "1 signed checkpoints hold" in verified.stdout
+
+    today = datetime.now(UTC).date().isoformat()
+    out = tmp_path / "for-the-auditor"
+    exported = _run(home, "audit", "export", "--from", today, "--to", today, "--out", str(out))
+    assert exported.returncode == 0 and "records 1-8" in exported.stdout, exported.stderr
+    assert _run(home, "audit", "verify", "--export", str(out)).returncode == 0
+    records = out / "records.jsonl"
+    records.write_text(records.read_text("utf-8").replace("student.created", "student.deleted", 1))
+    broken = _run(home, "audit", "verify", "--export", str(out))
+    assert broken.returncode == 1 and "record 1: content does not match" in broken.stderr
