@@ -150,6 +150,63 @@ def audit_verify(
     )
 
 
+@audit_app.command("trail")
+def audit_trail(
+    bsn: Annotated[str | None, typer.Option("--bsn", help="The student's BSN.")] = None,
+    onderwijsnummer: Annotated[
+        str | None, typer.Option("--onderwijsnummer", help="Or the onderwijsnummer.")
+    ] = None,
+    school: Annotated[str | None, typer.Option(help="Or the school location (12AB00) ...")] = None,
+    leerlingid: Annotated[
+        str | None, typer.Option(help="... with the school's leerlingid.")
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who is looking (default: the login name).")
+    ] = None,
+) -> None:
+    """The life of one student's data: pulled, dossier, deliveries, statuses, signals, and who
+    looked. Looking is itself an audit record. Shows the pseudonym, never the number."""
+    import getpass
+
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from overstap.bootstrap import HubContext
+    from overstap.domain.identifiers import Bsn, Onderwijsnummer
+    from overstap.services.audit_trail import view_trail
+    from overstap.store.tables import student
+
+    ctx = HubContext.open()
+    try:
+        if bsn is not None:
+            subject = ctx.pseudonyms.subject(Bsn.parse(bsn))
+        elif onderwijsnummer is not None:
+            subject = ctx.pseudonyms.subject(Onderwijsnummer.parse(onderwijsnummer))
+        elif school and leerlingid:
+            with ctx.engine.connect().execution_options(read_only=True) as conn:
+                found = conn.execute(
+                    select(student.c.subject_key).where(
+                        student.c.school == school.upper(), student.c.leerlingid == leerlingid
+                    )
+                ).scalar_one_or_none()
+            if found is None:
+                raise _fail("no student with that leerlingid at that school")
+            subject = found
+        else:
+            raise _fail("give --bsn, --onderwijsnummer, or --school with --leerlingid")
+    except InvalidRecord as exc:
+        raise _fail(str(exc)) from None
+    trail = view_trail(ctx, subject, viewer=by or getpass.getuser(), origin="cli")
+    table = Table("seq", "time (UTC)", "action", "object", "result", "origin", title=subject)
+    for r in trail.records:
+        table.add_row(
+            str(r.seq), r.at[:19].replace("T", " "), r.action,
+            escape(f"{r.object_kind} {r.object_ref}"), r.result, escape(r.origin),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"{len(trail.records)} records (this look is recorded too)")
+
+
 @audit_app.command("checkpoint")
 def audit_checkpoint() -> None:
     """Sign the chain head now (the checkpoint DAG does this every hour)."""

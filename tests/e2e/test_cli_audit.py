@@ -98,3 +98,25 @@ def test_checkpoint_export_and_offline_verification(tmp_path: Path) -> None:
     records.write_text(records.read_text("utf-8").replace("student.created", "student.deleted", 1))
     broken = _run(home, "audit", "verify", "--export", str(out))
     assert broken.returncode == 1 and "record 1: content does not match" in broken.stderr
+
+
+def test_trail_by_number_or_school_key_shows_the_pseudonym_only(tmp_path: Path) -> None:
+    from overstap.domain.identifiers import Bsn
+    from overstap.region import generate_region, iter_students
+
+    home, region = tmp_path / "hub", tmp_path / "region"
+    generate_region(region, students=40, seed=9)
+    assert _run(home, "db", "upgrade").returncode == 0
+    assert _run(home, "region", "load", str(region)).returncode == 0
+    record = next(iter_students(region))
+    number = record.student.identifier.value
+    flag = "--bsn" if isinstance(record.student.identifier, Bsn) else "--onderwijsnummer"
+    by_number = _run(home, "audit", "trail", flag, number, "--by", "auditor-anna")
+    assert by_number.returncode == 0, by_number.stderr
+    assert "student.created" in by_number.stdout and "ps1_" in by_number.stdout
+    by_key = _run(home, "audit", "trail", "--school", str(record.student.school),
+                  "--leerlingid", record.student.leerlingid)  # fmt: skip
+    assert by_key.returncode == 0 and "audit.trail_viewed" in by_key.stdout  # the first look
+    assert number not in by_number.stdout + by_number.stderr + by_key.stdout + by_key.stderr
+    nobody = _run(home, "audit", "trail", "--school", "99ZZ00", "--leerlingid", "x")
+    assert nobody.returncode == 1 and "no student" in nobody.stderr
