@@ -51,6 +51,10 @@ sis_app = typer.Typer(no_args_is_help=True, help="Student-administration (SIS) e
 app.add_typer(sis_app, name="sis")
 report_app = typer.Typer(no_args_is_help=True, help="Who is where: per school, per region.")
 app.add_typer(report_app, name="report")
+web_app = typer.Typer(
+    no_args_is_help=True, help="The read-only web view for auditors and administrators."
+)
+app.add_typer(web_app, name="web")
 signals_app = typer.Typer(
     no_args_is_help=True, help="Signals to municipalities (Doorstroompunt): preview and raise."
 )
@@ -693,6 +697,46 @@ def report_region(
     if csv_out is not None:
         csv_out.write_text(region_csv(lines), encoding="utf-8")
         console.print(f"written to {csv_out}")
+
+
+@web_app.command("serve")
+def web_serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free one).")] = 8180,
+    secure_cookies: Annotated[
+        bool, typer.Option(help="Mark the session cookie Secure (behind an HTTPS proxy).")
+    ] = False,
+) -> None:
+    """Serve the audit web view until Ctrl-C (in Airflow it is mounted at /overstap)."""
+    import uvicorn
+
+    from overstap.web.app import create_app
+
+    uvicorn.run(create_app(secure_cookies=secure_cookies), host=host, port=port, log_level="info")
+
+
+@web_app.command("adduser")
+def web_adduser(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="auditor (reads) or admin (reads, signs checkpoints).")],
+    password_env: Annotated[
+        str | None,
+        typer.Option(help="Read the password from this environment variable (else a prompt)."),
+    ] = None,
+) -> None:
+    """Add or replace a web account (the password is stored as a scrypt hash only)."""
+    from overstap.web.accounts import Accounts
+
+    settings = _settings()
+    if password_env is not None:
+        password = os.environ.get(password_env, "")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        Accounts(settings.home / "web-users.json").add(name, role, password)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"account {escape(name)} ({role}) saved")
 
 
 _SIGNAL_DATE = typer.Option(
