@@ -142,3 +142,9 @@ def xmlsec1_bin() -> str:
 def sshd_bin() -> str:
     """OpenSSH's sshd, for real SFTP peers."""
     return _binary("sshd", "/usr/sbin")
+
+
+@pytest.fixture(scope="session")
+def chromium_bins() -> tuple[str, str]:
+    """Debian's chromium and chromedriver, for the browser tests of the web view."""
+    return _binary("chromium"), _binary("chromedriver")
