@@ -119,6 +119,14 @@ def test_signals_dag_over_the_deadline_and_the_zomerlek_date(tmp_path: Path, ssh
     assert states.returncode == 0, states.stderr[-2000:]
     rows = json.loads(states.stdout.strip().splitlines()[-1])
     assert {s for _, s, _ in rows} == {"delivered"}
+    # XComs carry counts and ids only: no personal number of the region in any of them.
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "airflow" / "airflow.db") as db:
+        xcoms = " ".join(str(v) for (v,) in db.execute("SELECT value FROM xcom"))
+    assert "raised" in xcoms  # the tasks' counts are there
+    numbers = {r.student.identifier.value for r in iter_students(region_dir)}
+    assert not [n for n in numbers if n in xcoms]
     got: dict[str, int] = {}
     for g, _, _ in rows:
         got[g] = got.get(g, 0) + 1

@@ -7,7 +7,8 @@ plain hashes (MD5, SHA-1, SHA-256 hex). None may appear.
 Flows: region load; SIS pulls with a corrupted export (a number failing the elfproef, a number
 used twice: quarantine); status intake with an unknown student (a work item); signals over the
 year with their files delivered to municipality folders; the per-student trail; the audit export.
-Not yet scanned here: Airflow XComs (the DAG tests see counts only) and the web view (not built).
+The web view's pages are scanned too; Airflow XComs are scanned in tests/dags/test_signals_dag.py
+(a real DAG run over a region).
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ def test_no_personal_number_or_its_plain_hash_anywhere_the_hub_writes(tmp_path: 
     forms = _forms(numbers)
 
     assert not _hits(log.getvalue(), forms), "a personal number in the log"
+    for page in _web_pages(tmp_path):
+        assert not _hits(page, forms), "a personal number on a web page"
     engine = make_engine(f"sqlite:///{tmp_path / 'home' / 'overstap.db'}")
     with engine.connect() as conn:
         for table in inspect(conn).get_table_names():
@@ -198,3 +201,23 @@ def _folder() -> object:
     from connectors.file_delivery import FolderDeliveryTransport
 
     return FolderDeliveryTransport()
+
+
+def _web_pages(tmp_path: Path) -> list[str]:
+    """Every page of the audit web view, as an auditor sees it after the flows."""
+    from fastapi.testclient import TestClient
+
+    from overstap.web.accounts import Accounts
+    from overstap.web.app import create_app
+
+    home = tmp_path / "home"
+    Accounts(home / "web-users.json").add("scan", "auditor", "a long scanning password")
+    client = TestClient(create_app({"OVERSTAP_HOME": str(home)}))
+    client.post("/login", data={"name": "scan", "password": "a long scanning password"})
+    record = next(iter_students(tmp_path / "region"))
+    pages = [client.get(page) for page in ("/", "/events", "/outbox")]
+    pages.append(client.get("/events", params={"kind": "signal"}))
+    pages.append(client.get("/trail", params={"school": str(record.student.school),
+                                               "leerlingid": record.student.leerlingid}))  # fmt: skip
+    assert all(p.status_code == 200 for p in pages) and "ps1_" in pages[-1].text
+    return [p.text for p in pages]
