@@ -140,3 +140,22 @@ def test_the_airflow_plugin_mounts_the_app_without_touching_the_hub() -> None:
     spec.loader.exec_module(module)
     (mounted,) = module.OverstapAuditorPlugin.fastapi_apps
     assert mounted["url_prefix"] == "/overstap" and mounted["app"].title == "Overstap audit"
+
+
+def test_airflow_loads_the_plugin_from_the_plugins_folder(tmp_path: Path) -> None:
+    """`airflow plugins` as Airflow's api-server would find it (its own AIRFLOW_HOME)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
+    listed = subprocess.run([str(bin_dir / "airflow"), "plugins", "--output", "json"], env=env,
+                            capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    plugins = json.loads(listed.stdout[listed.stdout.index("[") :])
+    (ours,) = [p for p in plugins if p["name"] == "overstap_auditor"]
+    assert ours["fastapi_apps"][0]["url_prefix"] == "/overstap"
