@@ -58,8 +58,10 @@ def test_login_search_trail_and_no_personal_number(
     served: tuple[str, Path], chromium_bins: tuple[str, str]
 ) -> None:
     from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
 
     url, tmp_path = served
     chromium, driver_bin = chromium_bins
@@ -74,34 +76,50 @@ def test_login_search_trail_and_no_personal_number(
     numbers = {r.student.identifier.value for r in iter_students(tmp_path / "region")}
     record = next(iter_students(tmp_path / "region"))
     seen: list[str] = []
+
+    def after(click_on: object, text: str) -> str:
+        """Click, then wait for the old page to go and the next to show `text` (navigation is
+        asynchronous, and the old page may hold the same text)."""
+        old = browser.find_element(By.TAG_NAME, "html")
+        click_on.click()  # type: ignore[attr-defined]
+
+        def gone(_: object) -> bool:
+            try:
+                old.tag_name  # noqa: B018 (touching it is the test)
+            except WebDriverException:  # stale, or the inspector no longer knows the node
+                return True
+            return False
+
+        wait = WebDriverWait(browser, 15, ignored_exceptions=(WebDriverException,))
+        wait.until(gone)
+        wait.until(lambda d: text in d.page_source)
+        page = str(browser.page_source)
+        seen.append(page)
+        return page
+
     try:
         browser.get(url)
-        assert browser.current_url.endswith("/login")
+        WebDriverWait(browser, 15).until(lambda d: d.current_url.endswith("/login"))
         browser.find_element(By.NAME, "name").send_keys("anna")
         browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        assert "Audit chain OK" in browser.page_source
-        seen.append(browser.page_source)
+        after(browser.find_element(By.CSS_SELECTOR, "button[type=submit]"), "Audit chain OK")
 
-        browser.find_element(By.LINK_TEXT, "events").click()
+        after(browser.find_element(By.LINK_TEXT, "events"), "Audit events")
         browser.find_element(By.NAME, "kind").send_keys("student.")
         browser.find_element(By.NAME, "party").send_keys(str(record.student.school))
-        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        assert "student.created" in browser.page_source
-        seen.append(browser.page_source)
+        after(browser.find_element(By.CSS_SELECTOR, "button[type=submit]"), "student.created")
 
-        browser.find_element(By.LINK_TEXT, "trail").click()
+        after(browser.find_element(By.LINK_TEXT, "trail"), "Show trail")
         browser.find_element(By.NAME, "school").send_keys(str(record.student.school))
         browser.find_element(By.NAME, "leerlingid").send_keys(record.student.leerlingid)
-        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        assert "this look is recorded" in browser.page_source and "ps1_" in browser.page_source
-        seen.append(browser.page_source)
+        page = after(browser.find_element(By.CSS_SELECTOR, "button[type=submit]"),
+                     "this look is recorded")  # fmt: skip
+        assert "ps1_" in page
 
-        browser.find_element(By.LINK_TEXT, "outbox").click()
-        seen.append(browser.page_source)
-        browser.find_element(By.PARTIAL_LINK_TEXT, "log out").click()
+        after(browser.find_element(By.LINK_TEXT, "outbox"), "Messages per state")
+        after(browser.find_element(By.PARTIAL_LINK_TEXT, "log out"), "Log in")
         browser.get(url)
-        assert browser.current_url.endswith("/login")
+        WebDriverWait(browser, 15).until(lambda d: d.current_url.endswith("/login"))
     finally:
         browser.quit()
     assert not [n for n in numbers if any(n in page for page in seen)]
