@@ -10,5 +10,6 @@ COPY connectors ./connectors
 COPY mappings ./mappings
 COPY xsd ./xsd
 COPY dags ./dags
+COPY plugins ./plugins
 RUN uv pip install --system --no-cache --no-deps . && useradd --system --uid 50000 overstap
 USER overstap

@@ -54,7 +54,7 @@ bench: $(STAMP)
 
 # Re-pin every dependency (needs uv); commit the result.
 lock: $(STAMP)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra deploy --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .overstap .pytest_cache .mypy_cache .ruff_cache

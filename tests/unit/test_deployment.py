@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer", "worker")
 
 
 def _compose() -> dict[str, Any]:
@@ -22,14 +23,17 @@ def test_compose_has_the_airflow_services_and_two_databases() -> None:
     for name in (
         "hub-db",
         "airflow-db",
+        "redis",
         "migrate",
         "api-server",
         "scheduler",
         "dag-processor",
         "triggerer",
+        "worker",
+        "sftp",
     ):
         assert name in services, name
-    for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
+    for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]
         # The hub's data never lives in Airflow's metadata database (ARCHITECTURE.md).
         assert "hub-db" in env["OVERSTAP_DATABASE_URL"]
@@ -66,3 +70,36 @@ def test_the_image_is_built_from_the_lock() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "requirements.lock" in dockerfile
     assert re.search(r"^USER (?!root)", dockerfile, re.M), "the hub must not run as root"
+
+
+def test_celery_workers_on_redis_and_only_they_reach_outside() -> None:
+    services = _compose()["services"]
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
+        assert "airflow-db" in env["AIRFLOW__CELERY__RESULT_BACKEND"]
+        assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == "/opt/overstap/plugins"
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+        # The tasks that call schools, institutions and municipalities run on the workers.
+        assert ("outbound" in services[name]["networks"]) == (name == "worker")
+    assert services["worker"]["command"] == ["airflow", "celery", "worker"]
+    assert services["worker"]["deploy"]["replicas"] >= 2
+    assert services["redis"]["networks"] == ["internal"] and "ports" not in services["redis"]
+
+
+def test_every_long_running_service_has_a_health_check() -> None:
+    for name, service in _compose()["services"].items():
+        if name == "migrate":
+            assert service["restart"] == "no"  # runs once, the others wait for it
+            continue
+        assert "healthcheck" in service and service["healthcheck"]["test"], name
+        assert service.get("restart") == "unless-stopped", name
+
+
+def test_the_image_carries_the_plugin_and_the_deploy_extras_are_locked() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY plugins ./plugins" in dockerfile
+    lock = (ROOT / "requirements.lock").read_text()
+    assert "apache-airflow-providers-celery==" in lock and "\nredis==" in lock
+    assert (ROOT / "plugins" / "overstap_auditor.py").exists()
