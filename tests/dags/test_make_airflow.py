@@ -56,9 +56,24 @@ def test_make_airflow_serves_the_dags_and_the_audit_view(tmp_path: Path) -> None
         assert status == 200 and "Log in" in page and "Overstap" in page
         assert (tmp_path / "af" / "simple_auth_manager_passwords.json.generated").exists()
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        _stop(proc)
+    assert proc.returncode is not None
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Ctrl-C as a person would press it: once, and once more if `airflow standalone` (3.3)
+    lingers after its components have stopped (seen: its main loop misses the first one now
+    and then); SIGTERM last. Every component must be gone at the end."""
+    for sig, wait in ((signal.SIGINT, 40), (signal.SIGINT, 20), (signal.SIGTERM, 20)):
         try:
-            proc.wait(timeout=60)
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+            continue
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=20)
+    raise AssertionError("airflow standalone ignored Ctrl-C twice and SIGTERM")
