@@ -2,7 +2,8 @@
 
 Route settings are the delivery route's (`host`, `port`, `username`, `key_path`, `host_key`,
 `timeout`), plus `outbox_folder` (default "out": where the institution leaves status files)
-and `archive_folder` (default "out/archive": where the hub moves them once taken in).
+and `archive_folder` (default "out/archive": where the hub moves them once taken in), and
+`max_file_bytes` (default 20 MiB: a larger file is refused unread, `STATUS-FILE-TOO-LARGE`).
 `{recipient}` in either folder is replaced by the BRIN, as for delivery folders.
 
 Only complete files are taken: `*.xml` and `*.p7m`; `.part` files (still being written, by
@@ -26,6 +27,10 @@ from overstap.services.status_files import InboxFile
 _SUFFIXES = (".xml", ".p7m")
 # Past this many taken names, something is wrong with the archive folder; refuse to loop on.
 _MAX_SUFFIX = 1000
+
+
+# The hardened XML parser's own limit: nothing larger could be taken in anyway.
+MAX_FILE_BYTES = 20 * 1024 * 1024
 
 
 def _setting(route: Route, key: str, default: str | None = None) -> str:
@@ -63,7 +68,9 @@ def wanted(name: str) -> bool:
 
 
 class SftpInbox:
-    """One SSH connection per call; files are read whole (status files are small)."""
+    """One SSH connection per call; files are read whole up to `max_file_bytes` (default
+    MAX_FILE_BYTES): a status file is small, and a larger one is refused unread rather than
+    held in memory."""
 
     @contextmanager
     def _session(self, route: Route) -> Iterator[paramiko.SFTPClient]:
@@ -97,11 +104,21 @@ class SftpInbox:
                 for e in entries
                 if wanted(e.filename) and e.st_mode is not None and stat.S_ISREG(e.st_mode)
             )
+            sizes = {e.filename: e.st_size or 0 for e in entries}
+            limit = int(_setting(route, "max_file_bytes", str(MAX_FILE_BYTES)))
             files: list[InboxFile] = []
             for name in names:
+                if sizes[name] > limit:
+                    files.append(InboxFile(name, b"", too_large=sizes[name]))
+                    continue
                 with sftp.open(str(PurePosixPath(folder) / name), "rb") as fh:
                     fh.prefetch()
-                    files.append(InboxFile(name, fh.read()))
+                    data = fh.read(limit + 1)  # bounded even if the file grew since listing
+                files.append(
+                    InboxFile(name, b"", too_large=len(data))
+                    if len(data) > limit
+                    else InboxFile(name, data)
+                )
             return files
 
     def archive(self, route: Route, names: Sequence[str], *, suffix: str = "") -> None:

@@ -76,10 +76,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class InboxFile:
-    """One file from an institution's outbox folder: its plain name and exact bytes."""
+    """One file from an institution's outbox folder: its plain name and exact bytes, or - when
+    it is larger than the inbox reads (`too_large`: its size) - no bytes at all."""
 
     name: str
     data: bytes
+    too_large: int | None = None
 
 
 class StatusInbox(Protocol):
@@ -172,6 +174,17 @@ def take_in(
     done: list[str] = []
     rejected: list[str] = []
     for item in files:
+        if item.too_large is not None:
+            # Never read whole: refused on its size, known in the chain by its name's digest
+            # (no content was read to hash), and moved aside like any rejected file.
+            digest = hashlib.sha256(item.name.encode("utf-8")).hexdigest()
+            report.rejected[item.name] = "STATUS-FILE-TOO-LARGE"
+            _audit(ctx, moment, route, digest, result="rejected",
+                   detail={"rule": "STATUS-FILE-TOO-LARGE", "bytes": item.too_large})  # fmt: skip
+            log.warning("status file from %s rejected [STATUS-FILE-TOO-LARGE] %d bytes",
+                        route.recipient, item.too_large)  # fmt: skip
+            rejected.append(item.name)
+            continue
         digest = hashlib.sha256(item.data).hexdigest()
         if _seen(ctx, digest):
             report.duplicates += 1

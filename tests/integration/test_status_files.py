@@ -263,3 +263,29 @@ def test_connection_problems_are_retryable_and_a_wrong_host_key_is_configuration
         SftpInbox().pending(
             Route(route.recipient, "sftp", {**route.settings, "outbox_folder": "nope"})
         )
+
+
+def test_a_file_larger_than_the_limit_is_refused_unread_and_the_others_go_on(
+    sshd: SshdServer, hub: HubContext, signers: dict[str, Signer], keys: HubKeys
+) -> None:
+    out = sshd.root / "out"
+    good = _signed(signers["mbo"], _melding("MSG-9", SECRET, "ontvangen"))
+    (out / "1-good.xml").write_bytes(good)
+    (out / "2-huge.xml").write_bytes(b"<x>" + b"a" * (len(good) + 10_000) + b"</x>")
+
+    report = take_in(hub, _route(sshd, max_file_bytes=str(len(good) + 100)), SftpInbox(), keys=keys)
+
+    assert report.processed == 1
+    assert report.rejected == {"2-huge.xml": "STATUS-FILE-TOO-LARGE"}
+    assert sorted(p.name for p in (out / "archive").iterdir()) == [
+        "1-good.xml",
+        "2-huge.xml.rejected",
+    ]
+    with hub.engine.connect() as conn:
+        details = [
+            d
+            for (d,) in conn.execute(
+                select(audit_event.c.detail).where(audit_event.c.result == "rejected")
+            )
+        ]
+    assert len(details) == 1 and "STATUS-FILE-TOO-LARGE" in details[0] and '"bytes":' in details[0]
