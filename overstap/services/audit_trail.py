@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Connection, or_, select
 
 from overstap.audit.chain import AuditEvent, AuditRecord
 from overstap.bootstrap import HubContext
-from overstap.store.audit_log import AuditLog, fixed_clock
+from overstap.store.audit_log import AuditLog, fixed_clock, records_where
 from overstap.store.tables import audit_event, dossier, signal, student
 
 
@@ -36,12 +36,7 @@ def _matching(conn: Connection, refs: Iterable[str], texts: Iterable[str]) -> li
     conditions: list[ColumnElement[bool]] = [audit_event.c.object_ref.in_(refs)] if refs else []
     # Ids are quoted in JSON details: match the quoted form, so a prefix of another id never hits.
     conditions += [audit_event.c.detail.contains(f'"{t}"', autoescape=True) for t in texts]
-    rows = conn.execute(select(audit_event).where(or_(*conditions)).order_by(audit_event.c.seq))
-    return [
-        AuditRecord(int(r.seq), r.at, r.actor, r.action, r.object_kind, r.object_ref, r.result,
-                    r.origin, r.detail, r.prev_hash, r.hash)
-        for r in rows
-    ]  # fmt: skip
+    return records_where(conn, or_(*conditions))
 
 
 def trail_of(conn: Connection, subject: str) -> list[AuditRecord]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, select, update
 from sqlalchemy.engine.cursor import CursorFetchStrategy
 
 from overstap.audit.chain import (
@@ -160,25 +159,16 @@ class AuditLog:
         return report
 
     def for_object(self, object_kind: str, object_ref: str) -> Sequence[AuditRecord]:
-        rows = self._conn.execute(
-            select(audit_event)
-            .where(audit_event.c.object_kind == object_kind, audit_event.c.object_ref == object_ref)
-            .order_by(audit_event.c.seq)
-        ).all()
-        return [_record(r) for r in rows]
+        return records_where(
+            self._conn,
+            audit_event.c.object_kind == object_kind,
+            audit_event.c.object_ref == object_ref,
+        )
 
 
-def _record(r: Row[Any]) -> AuditRecord:
-    return AuditRecord(
-        int(r.seq),
-        r.at,
-        r.actor,
-        r.action,
-        r.object_kind,
-        r.object_ref,
-        r.result,
-        r.origin,
-        r.detail,
-        r.prev_hash,
-        r.hash,
-    )
+def records_where(conn: Connection, *conditions: ColumnElement[bool]) -> list[AuditRecord]:
+    """The records meeting all `conditions`, in chain order (for look-ups, not for verify)."""
+    rows = conn.execute(
+        select(*RECORD_COLUMNS).where(*conditions).order_by(audit_event.c.seq)
+    ).tuples()
+    return [AuditRecord(int(r[0]), *r[1:]) for r in rows]

@@ -13,7 +13,7 @@ domain's reference evaluation on generated cohorts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -172,7 +172,7 @@ class Candidate:
     subject_key: str
     kind: SignalKind
     base_date: date  # the signal date, or for afgewezen the refusal (grace added by the caller)
-    birth_date: date
+    birth_date: date = field(repr=False)  # personal data: not in a log line or traceback
     startkwalificatie: date | None
     gemeente: str  # as on the student row: the residence when no history is kept
 
@@ -502,7 +502,8 @@ class PendingSignal:
     gemeente: str
     regio: str
     student_id: int
-    student: Any  # the student row (names, number, birth date, address)
+    # The student row (names, number, birth date, address): never in a repr.
+    student: Any = field(repr=False)
     school_name: str
 
 
