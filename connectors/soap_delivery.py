@@ -120,7 +120,7 @@ def _operations() -> dict[str, _Operation]:
     return found
 
 
-class _TlsAdapter(HTTPAdapter):
+class TlsAdapter(HTTPAdapter):
     """An HTTPAdapter whose connections use our `SSLContext` (client key held in memory)."""
 
     def __init__(self, context: ssl.SSLContext) -> None:
@@ -228,7 +228,7 @@ class SoapDeliveryTransport:
         session = requests.Session()
         session.trust_env = False
         session.verify = str(keys.trust_bundle)
-        session.mount("https://", _TlsAdapter(keys.tls))
+        session.mount("https://", TlsAdapter(keys.tls))
         separator = "&" if urlsplit(endpoint).query else "?"
         to = f"{endpoint}{separator}oin={oin.value}"
         return _Peer(endpoint, to, oin, timeout, keys, session)

@@ -20,7 +20,6 @@ import os
 import ssl
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from http import HTTPStatus
 from pathlib import Path
 from typing import Final
 from wsgiref.types import StartResponse, WSGIEnvironment
@@ -28,7 +27,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 from cryptography import x509
 
 from connectors.reference import BadRequest, ServerThread, read_body
-from connectors.tls_wsgi import PEER_CERTIFICATE, TlsRequestHandler, TlsWsgiServer
+from connectors.tls_wsgi import PEER_CERTIFICATE, TlsRequestHandler, TlsWsgiServer, send_response
 from overstap.bootstrap import HubContext
 from overstap.crypto.trust import TrustStore, oin_of
 from overstap.errors import ConfigurationError
@@ -99,13 +98,13 @@ class StatusIntakeServer(ServerThread):
 
     def app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != SERVICE_PATH:
-            return _send(start_response, 404, b"not found", "text/plain")
+            return send_response(start_response, 404, b"not found", "text/plain")
         if environ["REQUEST_METHOD"] != "POST":
-            return _send(start_response, 405, b"method not allowed", "text/plain")
+            return send_response(start_response, 405, b"method not allowed", "text/plain")
         try:
             data = read_body(environ, MAX_REQUEST_BYTES)
         except BadRequest:
-            return _send(start_response, 413, b"request too large", "text/plain")
+            return send_response(start_response, 413, b"request too large", "text/plain")
         try:
             client_oin = _client_oin(environ.get(_PEER))
             status, answer = handle_status_request(
@@ -126,7 +125,7 @@ class StatusIntakeServer(ServerThread):
                 500,
                 fault_bytes(SoapFault("Server", "0051", "Service niet beschikbaar")),
             )
-        return _send(start_response, status, answer, "text/xml; charset=utf-8")
+        return send_response(start_response, status, answer, "text/xml; charset=utf-8")
 
 
 def _client_oin(der: object) -> str:
@@ -156,13 +155,3 @@ def _server_context(layout: PkiLayout, passphrase: bytes) -> ssl.SSLContext:
             "hub TLS key", f"cannot load from {layout.party_dir(HUB_PARTY)} ({exc})"
         ) from None
     return context
-
-
-def _send(
-    start_response: StartResponse, status: int, data: bytes, content_type: str
-) -> list[bytes]:
-    start_response(
-        f"{status} {HTTPStatus(status).phrase}",
-        [("Content-Type", content_type), ("Content-Length", str(len(data)))],
-    )
-    return [data]

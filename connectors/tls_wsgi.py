@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import socket
 import ssl
+from http import HTTPStatus
 from socketserver import ThreadingMixIn
 from typing import Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+from wsgiref.types import StartResponse
 
 PEER_CERTIFICATE: Final = "overstap.peer_certificate"  # DER bytes of the client certificate
 
@@ -49,3 +51,14 @@ class TlsWsgiServer(ThreadingMixIn, WSGIServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A refused handshake or a client that went away: expected, not worth a traceback.
         return
+
+
+def send_response(
+    start_response: StartResponse, status: int, data: bytes, content_type: str
+) -> list[bytes]:
+    """A whole WSGI answer: status line, type and length, the bytes."""
+    start_response(
+        f"{status} {HTTPStatus(status).phrase}",
+        [("Content-Type", content_type), ("Content-Length", str(len(data)))],
+    )
+    return [data]

@@ -43,7 +43,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final, cast
 from urllib.parse import parse_qs, urlsplit
@@ -54,7 +53,7 @@ from cryptography import x509
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from connectors.reference import BadRequest, ServerThread, read_body
-from connectors.tls_wsgi import TlsRequestHandler, TlsWsgiServer
+from connectors.tls_wsgi import TlsRequestHandler, TlsWsgiServer, send_response
 from overstap.crypto.trust import TrustStore, oin_of
 from overstap.domain.identifiers import Oin
 from overstap.pki import PkiLayout
@@ -246,18 +245,18 @@ class MboSoapServer(ServerThread):
 
     def app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != self.service.path:
-            return _send(start_response, 404, b"not found", "text/plain")
+            return send_response(start_response, 404, b"not found", "text/plain")
         if environ["REQUEST_METHOD"] != "POST":
-            return _send(start_response, 405, b"method not allowed", "text/plain")
+            return send_response(start_response, 405, b"method not allowed", "text/plain")
         try:
             data = read_body(environ, MAX_REQUEST_BYTES)
         except BadRequest:
             # The body was not read: what follows on this connection is not a request line.
             environ[_CLOSE] = True
-            return _send(start_response, 413, b"request too large", "text/plain")
+            return send_response(start_response, 413, b"request too large", "text/plain")
         kind = self._next_misbehaviour()
         if kind == "http_500":
-            return _send(start_response, 500, b"internal server error", "text/plain")
+            return send_response(start_response, 500, b"internal server error", "text/plain")
         if kind == "server_fault":
             return _fault(start_response, _Fault("Server", "0051", "Service niet beschikbaar"))
         if kind == "client_fault":
@@ -269,8 +268,8 @@ class MboSoapServer(ServerThread):
         except _Fault as fault:
             return _fault(start_response, fault)
         if kind == "store_then_500":
-            return _send(start_response, 500, b"internal server error", "text/plain")
-        return _send(start_response, 200, answer, "text/xml; charset=utf-8")
+            return send_response(start_response, 500, b"internal server error", "text/plain")
+        return send_response(start_response, 200, answer, "text/xml; charset=utf-8")
 
     def _answer(self, environ: WSGIEnvironment, data: bytes, kind: str | None) -> bytes:
         self._check_peer(environ.get("overstap.peer_certificate"))
@@ -365,17 +364,7 @@ def _fault(start_response: StartResponse, fault: _Fault) -> list[bytes]:
     etree.SubElement(element, "faultcode").text = f"soap:{fault.side}"
     etree.SubElement(element, "faultstring").text = f"{fault.code} {fault.text}"
     # SOAP 1.1 section 6.2: a fault travels with HTTP 500, whoever is at fault.
-    return _send(start_response, 500, canonical_bytes(envelope), "text/xml; charset=utf-8")
-
-
-def _send(
-    start_response: StartResponse, status: int, data: bytes, content_type: str
-) -> list[bytes]:
-    start_response(
-        f"{status} {HTTPStatus(status).phrase}",
-        [("Content-Type", content_type), ("Content-Length", str(len(data)))],
-    )
-    return [data]
+    return send_response(start_response, 500, canonical_bytes(envelope), "text/xml; charset=utf-8")
 
 
 __all__ = [

@@ -23,9 +23,9 @@ import pytest
 import requests
 from hub_setup import MBO, hub_with_dossiers
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
-from requests.adapters import HTTPAdapter
 from sqlalchemy import Engine, func, select, update
 
+from connectors.soap_delivery import TlsAdapter
 from connectors.status_server import StatusIntakeServer
 from overstap.bootstrap import HubContext
 from overstap.crypto.trust import TrustStore
@@ -87,18 +87,6 @@ def server(hub: HubContext, pki: PkiLayout) -> Iterator[StatusIntakeServer]:
         yield s
 
 
-class _TlsAdapter(HTTPAdapter):
-    """Connections with our SSLContext: the encrypted client key stays in memory."""
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._context = context
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **kwargs)
-
-
 def _session(pki: PkiLayout, party: str) -> requests.Session:
     context = ssl.create_default_context(cafile=str(pki.trust_bundle_path))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -108,7 +96,7 @@ def _session(pki: PkiLayout, party: str) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     session.verify = str(pki.trust_bundle_path)
-    session.mount("https://", _TlsAdapter(context))
+    session.mount("https://", TlsAdapter(context))
     return session
 
 
