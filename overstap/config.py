@@ -77,3 +77,8 @@ def _pseudonym_key(env: Mapping[str, str], home: Path, *, create: bool) -> bytes
     with os.fdopen(fd, "w") as fh:
         fh.write(key.hex() + "\n")
     return key
+
+
+def schedule_variable(dag_id: str) -> str:
+    """The environment variable that sets a DAG's schedule (`overstap registry schedules`)."""
+    return f"OVERSTAP_SCHEDULE_{dag_id.removeprefix('overstap_').upper()}"

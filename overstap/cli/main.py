@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from overstap.cli.registry import registry_app
 from overstap.errors import ConfigurationError, InvalidRecord
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ outbox_app = typer.Typer(
     no_args_is_help=True, help="Outgoing messages: queue, retries, dead letters."
 )
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(registry_app, name="registry")
 
 console = Console()
 err = Console(stderr=True)
@@ -829,11 +831,12 @@ def signals_run(
 
 @app.command()
 def demo(
-    students: Annotated[int, typer.Option(min=1, help="Students in the synthetic region.")] = 3000,
+    students: Annotated[int, typer.Option(min=1, help="Students in the synthetic region.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed of the region.")] = 2026,
 ) -> None:
-    """Run the main job on embedded defaults: region, PKI, store, audit, summary."""
-    from overstap.services.demo import run_demo
+    """Run a synthetic region's school year through Airflow on embedded defaults, and compare
+    the hub's end state with the region's known truth (in $OVERSTAP_HOME/demo, made afresh)."""
+    from overstap.runtime.demo import run_demo
 
     code = run_demo(console, students=students, seed=seed)
     raise typer.Exit(code)

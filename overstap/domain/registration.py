@@ -46,7 +46,7 @@ class WorkItemKind(StrEnum):
     UNKNOWN_STUDENT = "unknown_student"  # no student with this number in the hub
     WRONG_SCHOOL = "wrong_school"  # the student is known at another vo school
     NOT_APPLIED = "not_applied"  # no dossier of this student for this institution
-    DOSSIER_NOT_SENT = "dossier_not_sent"  # a status for a dossier that never left the hub
+    DOSSIER_NOT_SENT = "dossier_not_sent"  # a status for a dossier not sent yet (applied)
     DOSSIER_ELSEWHERE = "dossier_elsewhere"  # RelatesTo a dossier of another institution
     ILLEGAL_TRANSITION = "illegal_transition"  # e.g. ingeschreven back to ontvangen
     DOUBLE_ENROLMENT = "double_enrolment"  # ingeschreven at two institutions (applied anyway)

@@ -1,37 +1,104 @@
-"""Routes whose settings live in Airflow Connections, resolved when a task runs.
+"""Settings that live in Airflow Connections: resolved when a task runs, created from the registry.
 
-A delivery route may hold `{"conn_id": "overstap_mbo_25MB"}` instead of host, port, login and
-the rest: the administrator keeps endpoints and credentials where Airflow keeps them (its
-metadata database, `AIRFLOW_CONN_*` variables or a secrets backend), and the hub's own tables
-hold no secret. Looked up per task run, never at DAG parse time.
+A delivery route or a SIS source may hold `{"conn_id": "overstap_mbo_25MB"}` instead of host,
+port, login and the rest: the administrator keeps endpoints and credentials where Airflow keeps
+them (its metadata database, `AIRFLOW_CONN_*` variables or a secrets backend), and the hub's own
+tables hold no secret. Looked up per task run, never at DAG parse time.
+
+`sync_connections` creates or updates the Connections a registry file defines
+(`overstap registry sync-connections`); a password comes from the environment variable the
+registry names, so it never stands in a file of ours.
 """
 
 from __future__ import annotations
 
-from overstap.domain.errors import ConfigurationError
-from overstap.ports import Route
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
-# Connection fields -> route settings; `extra` keys are copied as they are (folder, host_key,
+from overstap.domain.errors import ConfigurationError
+from overstap.ports import Route, SisSchool
+from overstap.registry import ConnectionSpec
+
+# Connection fields -> settings; `extra` keys are copied as they are (folder, host_key,
 # endpoint, oin, key_path, timeout, ...) and win over the fields.
 _FIELDS = (("host", "host"), ("port", "port"), ("login", "username"), ("password", "password"))
 
 
-def resolve_route(route: Route) -> Route:
-    conn_id = route.settings.get("conn_id")
+def resolve_settings(settings: Mapping[str, str], what: str) -> dict[str, str]:
+    """`settings` with the fields of the Connection named by `conn_id` filled in."""
+    conn_id = settings.get("conn_id")
     if not conn_id:
-        return route
+        return dict(settings)
     from airflow.sdk import Connection
 
     try:
         conn = Connection.get(conn_id)
     except Exception as exc:  # Airflow raises its own not-found types per backend
-        raise ConfigurationError(
-            f"delivery route {route.recipient}", f"Airflow connection {conn_id!r} not found"
-        ) from exc
-    settings = {k: v for k, v in route.settings.items() if k != "conn_id"}
+        raise ConfigurationError(what, f"Airflow connection {conn_id!r} not found") from exc
+    resolved = {k: v for k, v in settings.items() if k != "conn_id"}
     for attribute, key in _FIELDS:
         value = getattr(conn, attribute, None)
         if value not in (None, ""):
-            settings[key] = str(value)
-    settings.update({str(k): str(v) for k, v in (conn.extra_dejson or {}).items()})
+            resolved[key] = str(value)
+    resolved.update({str(k): str(v) for k, v in (conn.extra_dejson or {}).items()})
+    return resolved
+
+
+def resolve_route(route: Route) -> Route:
+    settings = resolve_settings(route.settings, f"delivery route {route.recipient}")
     return Route(route.recipient, route.transport, settings)
+
+
+def resolve_source(source: SisSchool) -> SisSchool:
+    return replace(
+        source, settings=resolve_settings(source.settings, f"sis source {source.location}")
+    )
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    created: list[str]
+    updated: list[str]
+    unchanged: list[str]
+
+
+def sync_connections(specs: Iterable[ConnectionSpec], env: Mapping[str, str]) -> SyncResult:
+    """Create or update Airflow Connections in Airflow's metadata database (as `airflow
+    connections add` would). Needs AIRFLOW_HOME (or the database settings) of that Airflow."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    result = SyncResult([], [], [])
+    wanted = list(specs)
+    for spec in wanted:  # every password first: refuse before changing anything
+        if spec.password_env and not env.get(spec.password_env):
+            raise ConfigurationError(
+                f"connection {spec.conn_id}",
+                f"password_env {spec.password_env} is not set in the environment",
+            )
+    with create_session() as session:
+        for spec in wanted:
+            values: dict[str, Any] = {
+                "conn_type": spec.conn_type,
+                "host": spec.host,
+                "port": spec.port,
+                "login": spec.login,
+                "password": env.get(spec.password_env) if spec.password_env else None,
+                "extra": json.dumps(dict(spec.extra), sort_keys=True) if spec.extra else None,
+            }
+            found = session.scalar(select(Connection).where(Connection.conn_id == spec.conn_id))
+            if found is None:
+                session.add(Connection(conn_id=spec.conn_id, **values))
+                result.created.append(spec.conn_id)
+                continue
+            current = {k: getattr(found, k) for k in values}
+            if current == values:
+                result.unchanged.append(spec.conn_id)
+                continue
+            for key, value in values.items():
+                setattr(found, key, value)
+            result.updated.append(spec.conn_id)
+    return result

@@ -50,15 +50,21 @@ def sis_schools() -> list[str]:
 
 
 @airflow_outcome
-def pull_school(location: str) -> dict[str, Any]:
-    """One school's pull; returns counts for the task log and XCom."""
+def pull_school(location: str, day: str | None = None) -> dict[str, Any]:
+    """One school's pull, for the school year of `day` (the run's logical date, so a backfill
+    pulls into the year it replays); returns counts for the task log and XCom."""
+    from datetime import date
+
     from overstap.bootstrap import HubContext
+    from overstap.domain.calendar import SchoolYear
+    from overstap.runtime.connections import resolve_source
     from overstap.runtime.wiring import sis_connector
     from overstap.services.sis_sources import run_pull
 
+    year = SchoolYear.containing(date.fromisoformat(day)) if day else None
     ctx = HubContext.open()
     try:
-        report = run_pull(ctx, location, sis_connector)
+        report = run_pull(ctx, location, sis_connector, school_year=year, resolve=resolve_source)
     finally:
         ctx.close()
     return report.counts()

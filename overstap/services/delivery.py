@@ -61,19 +61,18 @@ def _failpoint(name: str) -> None:
         time.sleep(1)
 
 
-def save_routes(ctx: HubContext, routes: Sequence[Route]) -> None:
-    now = datetime.now(UTC)
-    rows = [
-        {
-            "brin": r.recipient,
-            "transport": r.transport,
-            "settings": dict(r.settings),
-            "updated_at": now,
-        }
+def route_rows(routes: Sequence[Route], key: str, now: datetime) -> list[dict[str, object]]:
+    """`delivery_route` (key "brin") or `municipality_route` (key "gemeente") rows."""
+    return [
+        {key: r.recipient, "transport": r.transport, "settings": dict(r.settings),
+         "updated_at": now}
         for r in routes
-    ]
+    ]  # fmt: skip
+
+
+def save_routes(ctx: HubContext, routes: Sequence[Route]) -> None:
     with ctx.engine.begin() as conn:
-        upsert(conn, delivery_route, rows, keys=["brin"])
+        upsert(conn, delivery_route, route_rows(routes, "brin", datetime.now(UTC)), keys=["brin"])
 
 
 def route_for(ctx: HubContext, recipient: str) -> Route:
@@ -98,12 +97,7 @@ def route_for(ctx: HubContext, recipient: str) -> Route:
 
 
 def save_municipality_routes(ctx: HubContext, routes: Sequence[Route]) -> None:
-    now = datetime.now(UTC)
-    rows = [
-        {"gemeente": r.recipient, "transport": r.transport, "settings": dict(r.settings),
-         "updated_at": now}
-        for r in routes
-    ]  # fmt: skip
+    rows = route_rows(routes, "gemeente", datetime.now(UTC))
     with ctx.engine.begin() as conn:
         upsert(conn, municipality_route, rows, keys=["gemeente"])
 

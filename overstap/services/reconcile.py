@@ -36,6 +36,10 @@ from overstap.store.tables import dossier, registration, status_message, student
 
 ACTOR = "overstap reconcile"
 _UNANNOUNCED = "no dossier of this student for this institution (applied; to check)"
+# The mbo registers first and the school's dossier follows (approval takes weeks): the
+# registration is real and counts (else the deadline would signal a registered student), and a
+# person sees that the dossier has yet to go.
+_NOT_SENT = "the dossier has not been sent yet (applied; send it)"
 _SENT = {DossierState.VERZONDEN.value, DossierState.AFGELEVERD.value}
 
 
@@ -176,11 +180,14 @@ def _reconcile_batch(
             verdict = decide(held[1] if held else None, report)
             if verdict is Outcome.APPLIED:
                 _apply(batch, key, report, dossier_id, moment, inserts, updates)
-                if detail == _UNANNOUNCED:
-                    items.append(
-                        _item(report, subject, student_id, WorkItemKind.NOT_APPLIED, detail, moment)
-                    )
-                    result.work_items[WorkItemKind.NOT_APPLIED.value] += 1
+                flagged = {
+                    _UNANNOUNCED: WorkItemKind.NOT_APPLIED,
+                    _NOT_SENT: WorkItemKind.DOSSIER_NOT_SENT,
+                }
+                if detail in flagged:
+                    kind = flagged[detail]
+                    items.append(_item(report, subject, student_id, kind, detail, moment))
+                    result.work_items[kind.value] += 1
                 if report.status is RegistrationStatus.INGESCHREVEN:
                     others = batch.enrolled.setdefault(student_id, set())
                     if others - {mbo}:
@@ -257,7 +264,7 @@ def _match(
                 f"the dossier went to {found[1]}",
             )
         if found[2] not in _SENT:
-            return WorkItemKind.DOSSIER_NOT_SENT, report.dossier_id, f"dossier state {found[2]}"
+            return Outcome.APPLIED, report.dossier_id, _NOT_SENT
         return Outcome.APPLIED, report.dossier_id, ""
     held = batch.by_student_mbo.get((student_id, mbo))
     if held is None:
@@ -266,7 +273,7 @@ def _match(
         # enrolment). A report that names a dossier (RelatesTo) of someone else does not count.
         return Outcome.APPLIED, None, _UNANNOUNCED
     if held[1] not in _SENT:
-        return WorkItemKind.DOSSIER_NOT_SENT, held[0], f"dossier state {held[1]}"
+        return Outcome.APPLIED, held[0], _NOT_SENT
     return Outcome.APPLIED, held[0], ""
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -32,6 +33,12 @@ _STANDING = (
     RegistrationStatus.INGETROKKEN.value,
 )
 _RANK = {status: rank for rank, status in enumerate(_STANDING)}
+
+
+def furthest(statuses: Iterable[str]) -> str:
+    """The standing of a student whose registrations stand at `statuses` (one per institution)."""
+    ranked = sorted(statuses, key=lambda v: _RANK.get(v, len(_RANK)))
+    return ranked[0] if ranked else NIET_IN_BEELD
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,7 +100,9 @@ def run_pull(
     *,
     school_year: SchoolYear | None = None,
     progress: Callable[[int], None] | None = None,
+    resolve: Callable[[SisSchool], SisSchool] = lambda source: source,
 ) -> PullReport:
+    """Pull one school; `resolve` fills in settings kept elsewhere (an Airflow Connection)."""
     # Imported here: registering sources (region load) must not load the mapping machinery.
     from overstap.services.sis_pull import pull_school
 
@@ -108,7 +110,7 @@ def run_pull(
     year = school_year or current_school_year(ctx, location)
     return pull_school(
         ctx,
-        source,
+        resolve(source),
         connectors(source.connector),
         school_year=year,
         progress=progress,

@@ -127,7 +127,8 @@ def test_reports_become_one_truthful_picture(engine: Engine, tmp_path: Path) -> 
         _report(5, minor, S.ONTVANGEN, T0, identifier=Bsn("111222333")),  # nobody we know
         _report(6, minor, S.ONTVANGEN, T0, vo=Brin("99XX")),  # another vo school
         _report(7, minor, S.ONTVANGEN, T0, mbo=OTHER),  # never applied there
-        _report(8, cases["later"], S.ONTVANGEN, T0, identifier=LATER_BSN),  # dossier never sent
+        # The dossier is not sent yet: the registration counts, and a person sends the dossier.
+        _report(8, cases["later"], S.ONTVANGEN, T0, identifier=LATER_BSN),
         _report(9, adult, S.INGESCHREVEN, T0 + timedelta(days=1)),
         _report(10, adult, S.ONTVANGEN, T0 + timedelta(days=2)),  # a regression: illegal
         _report(11, adult, S.INGESCHREVEN, T0 + timedelta(days=3), mbo=OTHER),  # two enrolments
@@ -149,6 +150,8 @@ def test_reports_become_one_truthful_picture(engine: Engine, tmp_path: Path) -> 
         assert AuditLog(conn).verify().problem is None
         audited = [r for r in AuditLog(conn).records() if r.action == "status.received"]
     assert regs[(ids[minor.student.leerlingid], "25MB")] == "ontvangen"
+    assert regs[(ids[cases["later"].student.leerlingid], "25MB")] == "ontvangen"
+    assert ledger["MSG-8"] == "applied"
     # Batches of 4 with the out-of-order pair split over batches: still the later status wins.
     assert regs[(ids[onr.student.leerlingid], "25MB")] == "ingeschreven"
     assert regs[(ids[adult.student.leerlingid], "25MB")] == "ingeschreven"
