@@ -8,26 +8,28 @@ Thin (ARCHITECTURE.md): the work is in `overstap.runtime.tasks.audit_checkpoint`
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.sdk import dag, task
 
-from overstap.runtime import tasks
+from overstap.runtime import policy, tasks
 
 
 @dag(
     dag_id="overstap_audit_checkpoint",
-    schedule="@hourly",
+    schedule=policy.schedule("overstap_audit_checkpoint", "@hourly"),
     start_date=datetime(2026, 8, 1),
     catchup=False,
     max_active_runs=1,
     tags=["overstap", "audit"],
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args=policy.default_args(retry_delay=timedelta(minutes=5)),
+    params=policy.dry_run_params(),
     doc_md=__doc__,
 )
 def overstap_audit_checkpoint() -> None:
     @task
-    def checkpoint() -> dict[str, object]:
-        return tasks.audit_checkpoint()
+    def checkpoint(params: dict[str, Any] | None = None) -> dict[str, object]:
+        return tasks.audit_checkpoint(policy.dry_run(params))
 
     checkpoint()
 

@@ -4,7 +4,7 @@ municipality, deliver the outbox to each (one mapped task per receiver).
 Thin (ARCHITECTURE.md): the work is in `overstap.runtime.tasks`. The logical date is the signal
 date, so `airflow dags backfill` over a school year raises every signal on the day it would
 have been raised live (the rules read each registration as it stood that day). Runs go one at
-a time and in date order: a withdrawal must follow its raise.
+a time and in date order: a withdrawal must follow its raise. `dry_run` previews the day.
 """
 
 from __future__ import annotations
@@ -14,39 +14,43 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from overstap.runtime import tasks
+from overstap.runtime import policy, tasks
 
 
 @dag(
     dag_id="overstap_signals",
-    schedule="0 5 * * *",  # before office hours: a municipality finds the day's file at 9
+    # Before office hours: a municipality finds the day's file at 9.
+    schedule=policy.schedule("overstap_signals", "0 5 * * *"),
     start_date=datetime(2026, 8, 1),
     catchup=False,
     max_active_runs=1,
     tags=["overstap", "signals"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-    },
+    default_args=policy.default_args(retry_delay=timedelta(minutes=2)),
+    params=policy.dry_run_params(),
     doc_md=__doc__,
 )
 def overstap_signals() -> None:
     @task
-    def raise_signals(ds: str | None = None) -> dict[str, object]:
-        return tasks.raise_signals(ds or datetime.now().date().isoformat())
+    def raise_signals(
+        ds: str | None = None, params: dict[str, Any] | None = None
+    ) -> dict[str, object]:
+        day = ds or datetime.now().date().isoformat()
+        return tasks.raise_signals(day, policy.dry_run(params))
 
     @task
-    def queue_files(ds: str | None = None) -> dict[str, object]:
-        return tasks.queue_signal_files(ds or datetime.now().date().isoformat())
+    def queue_files(
+        ds: str | None = None, params: dict[str, Any] | None = None
+    ) -> dict[str, object]:
+        day = ds or datetime.now().date().isoformat()
+        return tasks.queue_signal_files(day, policy.dry_run(params))
 
     @task
     def recipients() -> list[str]:
         return tasks.delivery_recipients()
 
     @task(max_active_tis_per_dagrun=4)
-    def deliver(recipient: str) -> dict[str, Any]:
-        return tasks.deliver(recipient)
+    def deliver(recipient: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return tasks.deliver(recipient, policy.dry_run(params))
 
     targets = recipients()
     raise_signals() >> queue_files() >> targets

@@ -48,13 +48,23 @@ INSTITUTION_TRANSPORTS = ("soap", "sftp", "folder")
 MUNICIPALITY_TRANSPORTS = ("sftp", "folder", "soap")
 CONNECTION_TYPES = ("sftp", "http", "https", "fs")
 
-# What each transport or connector cannot do without (unless a connection supplies it).
-_REQUIRED: dict[str, tuple[str, ...]] = {
-    "soap": ("endpoint", "oin"),
-    "sftp": ("host", "username", "key_path", "host_key", "folder", "oin"),
-    "folder": ("folder", "oin"),
-    "file": ("folder",),
-    "rest": ("base_url",),
+# Schedules Airflow knows that croniter does not (croniter checks @daily, @hourly and the rest).
+_AIRFLOW_PRESETS = ("@once", "@continuous", "@quarterly")
+
+# What each route transport and each SIS connector cannot do without (unless a connection
+# supplies it). Only a route has an OIN: its party is whom the hub encrypts to.
+_REQUIRED: dict[str, dict[str, tuple[str, ...]]] = {
+    "route": {
+        "soap": ("endpoint", "oin"),
+        "sftp": ("host", "username", "key_path", "host_key", "folder", "oin"),
+        "folder": ("folder", "oin"),
+    },
+    "source": {
+        "file": ("folder",),
+        "sftp": ("host", "username", "key_path", "host_key", "folder"),
+        "rest": ("base_url",),
+        "soap": ("endpoint", "username", "password"),
+    },
 }
 _FROM_CONNECTION = {"host", "port", "username", "password", "key_path", "host_key", "endpoint"}
 _SECRET = re.compile(r"(password|passwd|secret|token|passphrase|private_key)$", re.IGNORECASE)
@@ -273,14 +283,15 @@ class _Reader:
                     f"{where}.connection {conn_id!r} is not defined here: it must exist in Airflow"
                 )
             settings["conn_id"] = conn_id
-        required = _REQUIRED.get(kind, ())
+        what = "route" if where.endswith(".route") else "source"
+        required = _REQUIRED[what].get(kind, ())
         if conn_id is not None:
             required = tuple(k for k in required if k not in _FROM_CONNECTION)
         for key in required:
             if key not in settings:
                 raise self.fail(
                     f"{where}.settings.{key}",
-                    f"is missing (a {kind} {'route' if 'route' in where else 'source'} needs it"
+                    f"is missing (a {kind} {what} needs it"
                     + (")" if conn_id else ", or name a connection)"),
                     "FIELD-MISSING",
                 )
@@ -354,7 +365,7 @@ class _Reader:
                     where, f"is not a DAG of the hub ({', '.join(DAG_IDS)})", "FIELD-VALUE"
                 )
             text = self._text(cron, where)
-            if not text.startswith("@") and not croniter.is_valid(text):
+            if text not in _AIRFLOW_PRESETS and not croniter.is_valid(text):
                 raise self.fail(where, "is not a cron expression", "REGISTRY-CRON")
             schedules[str(dag_id)] = text
         return schedules

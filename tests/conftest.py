@@ -148,3 +148,14 @@ def sshd_bin() -> str:
 def chromium_bins() -> tuple[str, str]:
     """Debian's chromium and chromedriver, for the browser tests of the web view."""
     return _binary("chromium"), _binary("chromedriver")
+
+
+@pytest.fixture(scope="session")
+def registry_region(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 20-student synthetic region (seed 3: one SOAP and one SFTP institution), for registry
+    files (tests/registry_files.py)."""
+    from overstap.region import generate_region
+
+    out = tmp_path_factory.mktemp("region") / "synth"
+    generate_region(out, students=20, seed=3)
+    return out

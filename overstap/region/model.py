@@ -364,7 +364,8 @@ def region_from_mapping(data: object, source: str, lines: dict[str, int] | None 
                 zomerlek_date=cal.day("zomerlek_date"),
                 afgewezen_grace_days=cal.integer("afgewezen_grace_days"),
                 # Optional: regions written before it existed take the default.
-                diploma_date=cal.opt_day("diploma_date") or date.min,
+                diploma_date=(cal.opt_day("diploma_date") if "diploma_date" in cal.data else None)
+                or date.min,
             )
         )
         regions: list[DoorstroompuntRegion] = []

@@ -12,13 +12,15 @@ Nothing here runs at import: DAG parsing must not touch the database or the netw
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from overstap.domain.errors import ConfigurationError, RejectedByRecipient
 
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -36,6 +38,48 @@ def airflow_outcome(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def record_failure(context: Mapping[str, Any]) -> None:
+    """`on_failure_callback` of every hub task: the failure goes into the audit chain (which
+    task, which run, which try, the error's type and, for the hub's own errors, its message,
+    which never holds personal data), so an auditor sees failed exchanges beside the
+    successful ones. It must never raise: a callback error would hide the task's own."""
+    try:
+        from overstap.audit.chain import AuditEvent
+        from overstap.bootstrap import HubContext
+        from overstap.domain.errors import OverstapError
+        from overstap.store.audit_log import AuditLog
+
+        ti = context["ti"]
+        error = context.get("exception")
+        cause = error.__cause__ if isinstance(error, AirflowFailException) else error
+        detail: dict[str, object] = {
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "map_index": ti.map_index,
+            "try_number": ti.try_number,
+            "error": type(cause).__name__ if cause is not None else None,
+        }
+        if isinstance(cause, OverstapError):
+            detail["reason"] = str(cause)[:500]
+        ctx = HubContext.open()
+        try:
+            with ctx.engine.begin() as conn:
+                AuditLog(conn).append(
+                    AuditEvent(
+                        "airflow",
+                        "airflow.task_failed",
+                        "task",
+                        f"{ti.dag_id}.{ti.task_id}",
+                        result="failed",
+                        detail=detail,
+                    )
+                )
+        finally:
+            ctx.close()
+    except Exception:  # the callback's own failure is logged, never raised
+        log.exception("could not record the task failure in the audit chain")
+
+
 @airflow_outcome
 def sis_schools() -> list[str]:
     """Every school location with a configured SIS source (the mapped task's input)."""
@@ -50,7 +94,7 @@ def sis_schools() -> list[str]:
 
 
 @airflow_outcome
-def pull_school(location: str, day: str | None = None) -> dict[str, Any]:
+def pull_school(location: str, day: str | None = None, dry_run: bool = False) -> dict[str, Any]:
     """One school's pull, for the school year of `day` (the run's logical date, so a backfill
     pulls into the year it replays); returns counts for the task log and XCom."""
     from datetime import date
@@ -63,6 +107,19 @@ def pull_school(location: str, day: str | None = None) -> dict[str, Any]:
 
     year = SchoolYear.containing(date.fromisoformat(day)) if day else None
     ctx = HubContext.open()
+    if dry_run:  # the source is configured, its connector and mapping exist: nothing is read
+        from mappings.sis_mapping import load_mapping
+        from overstap.services.sis_sources import source_and_watermark
+
+        try:
+            source, watermark = source_and_watermark(ctx, location)
+            resolve_source(source)
+            sis_connector(source.connector)
+            load_mapping(source.mapping)
+        finally:
+            ctx.close()
+        return {"dry_run": True, "school": location, "connector": source.connector,
+                "mapping": source.mapping, "watermark": watermark}  # fmt: skip
     try:
         report = run_pull(ctx, location, sis_connector, school_year=year, resolve=resolve_source)
     finally:
@@ -71,8 +128,9 @@ def pull_school(location: str, day: str | None = None) -> dict[str, Any]:
 
 
 @airflow_outcome
-def queue_dossiers(day: str) -> dict[str, int]:
-    """Approve what may be approved on `day` and queue every approved, valid dossier."""
+def queue_dossiers(day: str, dry_run: bool = False) -> dict[str, int]:
+    """Approve what may be approved on `day` and queue every approved, valid dossier (with
+    `dry_run`, count what would be approved and queued)."""
     import os
     from datetime import date
 
@@ -82,6 +140,13 @@ def queue_dossiers(day: str) -> dict[str, int]:
     from overstap.services.outbox import queue_dossiers as queue
 
     ctx = HubContext.open()
+    if dry_run:
+        from overstap.services.outbox import plan_approvals
+
+        try:
+            return plan_approvals(ctx, today=date.fromisoformat(day))
+        finally:
+            ctx.close()
     try:
         today = date.fromisoformat(day)
         approval = approve_dossiers(ctx, today=today)
@@ -113,7 +178,7 @@ def delivery_recipients() -> list[str]:
 
 
 @airflow_outcome
-def deliver(recipient: str) -> dict[str, int | str]:
+def deliver(recipient: str, dry_run: bool = False) -> dict[str, int | str]:
     """One delivery round to one institution. Messages that failed wait in the outbox with
     their own backoff; the task fails only on a configuration problem (no Airflow retry
     would help a message the receiver refused: it is a dead letter, visible in the outbox)."""
@@ -123,6 +188,15 @@ def deliver(recipient: str) -> dict[str, int | str]:
     from overstap.services.delivery import deliver_due, route_for
 
     ctx = HubContext.open()
+    if dry_run:  # the route resolves and its transport exists; nothing is sent
+        from overstap.services.delivery import due_count
+
+        try:
+            route = resolve_route(route_for(ctx, recipient))
+            delivery_transport(route.transport)
+            return {"recipient": recipient, "dry_run": 1, "due": due_count(ctx, recipient)}
+        finally:
+            ctx.close()
     try:
         route = resolve_route(route_for(ctx, recipient))
         report = deliver_due(ctx, route, delivery_transport(route.transport))
@@ -151,7 +225,7 @@ def sftp_intake_recipients() -> list[str]:
 
 
 @airflow_outcome
-def take_in_statuses(recipient: str) -> dict[str, int | str]:
+def take_in_statuses(recipient: str, dry_run: bool = False) -> dict[str, int | str]:
     """Take in one institution's status files. A rejected file is archived and counted, not a
     task failure: it is in the audit chain for a person; the task fails only when the folder
     cannot be reached (retried) or is misconfigured (not retried)."""
@@ -164,6 +238,9 @@ def take_in_statuses(recipient: str) -> dict[str, int | str]:
     ctx = HubContext.open()
     try:
         route = resolve_route(route_for(ctx, recipient))
+        if dry_run:  # the folder is reachable; files are listed and read, not taken in
+            waiting = status_inbox(route.transport).pending(route)
+            return {"recipient": recipient, "dry_run": 1, "waiting": len(waiting)}
         report = take_in(ctx, route, status_inbox(route.transport))
     finally:
         ctx.close()
@@ -171,7 +248,7 @@ def take_in_statuses(recipient: str) -> dict[str, int | str]:
 
 
 @airflow_outcome
-def raise_signals(day: str) -> dict[str, object]:
+def raise_signals(day: str, dry_run: bool = False) -> dict[str, object]:
     """Raise and withdraw the signals of `day` (the run's logical date, so a backfill replays
     the school year as it happened)."""
     from datetime import date
@@ -181,14 +258,20 @@ def raise_signals(day: str) -> dict[str, object]:
 
     ctx = HubContext.open()
     try:
+        if dry_run:
+            from overstap.services.signals import plan_signals
+
+            return {**plan_signals(ctx, date.fromisoformat(day)).counts(), "dry_run": True}
         return run_signals(ctx, date.fromisoformat(day)).counts()
     finally:
         ctx.close()
 
 
 @airflow_outcome
-def queue_signal_files(day: str) -> dict[str, object]:
+def queue_signal_files(day: str, dry_run: bool = False) -> dict[str, object]:
     """One file per municipality with news into the outbox (signed, encrypted)."""
+    if dry_run:
+        return {"dry_run": True, "queued": 0}
     import os
     from datetime import date
 
@@ -208,8 +291,23 @@ def queue_signal_files(day: str) -> dict[str, object]:
 
 
 @airflow_outcome
-def audit_checkpoint() -> dict[str, object]:
+def audit_checkpoint(dry_run: bool = False) -> dict[str, object]:
     """Sign the audit chain head (nothing when nothing happened since the last checkpoint)."""
+    if dry_run:
+        from sqlalchemy import func, select
+
+        from overstap.bootstrap import HubContext
+        from overstap.store.tables import audit_checkpoint as signed
+        from overstap.store.tables import audit_head
+
+        ctx = HubContext.open()
+        try:
+            with ctx.engine.connect().execution_options(read_only=True) as conn:
+                seq = conn.execute(select(audit_head.c.seq)).scalar()
+                last = conn.execute(select(func.max(signed.c.seq))).scalar()
+        finally:
+            ctx.close()
+        return {"dry_run": True, "head": seq, "would_sign": seq is not None and seq != last}
     import os
 
     from overstap.bootstrap import HubContext

@@ -269,10 +269,10 @@ class AirflowYear:
             raise RuntimeError(f"DAG import errors: {bag.import_errors}")
         self.dags = bag.dags
 
-    def run(self, dag_id: str, day: date) -> DagRunResult:
+    def run(self, dag_id: str, day: date, conf: dict[str, Any] | None = None) -> DagRunResult:
         started = clock.perf_counter()
         dag = self.dags[dag_id]
-        run = dag.test(logical_date=datetime.combine(day, time(5, 0), tzinfo=UTC))
+        run = dag.test(logical_date=datetime.combine(day, time(5, 0), tzinfo=UTC), run_conf=conf)
         tasks = sorted((ti.task_id, ti.map_index, str(ti.state)) for ti in run.get_task_instances())
         return DagRunResult(dag_id, day, str(run.state), tasks, clock.perf_counter() - started)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from overstap.audit.chain import AuditEvent
 from overstap.bootstrap import HubContext
@@ -121,6 +121,26 @@ def recipients_with_due(ctx: HubContext, now: datetime | None = None) -> list[st
         known = {r.brin for r in conn.execute(select(mbo_institution.c.brin))}
         known |= set(conn.execute(select(municipality_route.c.gemeente)).scalars())
         return [r.recipient for r in rows if r.recipient in known]
+
+
+def due_count(ctx: HubContext, recipient: str, now: datetime | None = None) -> int:
+    """Messages a delivery round to `recipient` would claim now (a dry run's answer)."""
+    from overstap.store.tables import outbox
+
+    moment = now or datetime.now(UTC)
+    with ctx.engine.connect().execution_options(read_only=True) as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(outbox)
+                .where(outbox.c.recipient == recipient)
+                .where(
+                    outbox.c.state.in_([DeliveryState.QUEUED.value, DeliveryState.RETRY_WAIT.value])
+                    | (outbox.c.state == DeliveryState.SENDING.value)
+                )
+                .where((outbox.c.next_attempt_at <= moment) | (outbox.c.lease_until < moment))
+            ).scalar_one()
+        )
 
 
 def _dossier_to(conn: Connection, dossier_id: str, target: DossierState, now: datetime) -> None:

@@ -81,6 +81,23 @@ def approve_dossiers(ctx: HubContext, *, today: date, batch: int = 1000) -> Appr
     return report
 
 
+def plan_approvals(ctx: HubContext, *, today: date) -> dict[str, int]:
+    """What `approve_dossiers` and `queue_dossiers` would do on `today`; writes nothing."""
+    counts = {"would_approve": 0, "would_refuse": 0, "waiting": 0, "approved_to_queue": 0}
+    with ctx.engine.connect().execution_options(read_only=True) as conn:
+        for d in iter_dossiers(conn, states=[DossierState.DEEL_B_INGEVULD, DossierState.GEWEIGERD]):
+            target = _decision(d, today)
+            key = {
+                DossierState.GOEDGEKEURD: "would_approve",
+                DossierState.GEWEIGERD: "would_refuse",
+            }
+            counts[key[target] if target is not None else "waiting"] += 1
+        counts["approved_to_queue"] = sum(
+            1 for _ in iter_dossiers(conn, states=[DossierState.GOEDGEKEURD])
+        )
+    return counts
+
+
 def _decision(d: Dossier, today: date) -> DossierState | None:
     inzage = d.inzage
     if inzage is None or inzage.date > today:
@@ -131,12 +148,13 @@ def queue_dossiers(
         envelope = registry_envelopes(conn)
         transport = routes(conn)
     for chunk in chunks(approved, batch):
-        # SFTP receivers get the signed dossier CMS-encrypted; SOAP receivers get it signed,
-        # inside a WS-Security envelope over mutual TLS (the transport adds that).
+        # File receivers (SFTP, a folder) get the signed dossier CMS-encrypted: a file rests on
+        # disks we do not control. SOAP receivers get it signed, inside a WS-Security envelope
+        # over mutual TLS (the transport adds that).
         by_id = {d.dossier_id: d for d in chunk}
         outcomes = []
         for encrypt in (True, False):
-            part = [d for d in chunk if (transport.get(str(d.receiving)) == "sftp") is encrypt]
+            part = [d for d in chunk if (transport.get(str(d.receiving)) != "soap") is encrypt]
             if not part:
                 continue
             config = PipelineConfig(pki_dir, passphrase, today, encrypt=encrypt)

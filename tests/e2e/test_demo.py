@@ -24,7 +24,7 @@ def _demo(home: Path) -> subprocess.CompletedProcess[str]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     return subprocess.run(
-        [OVERSTAP, "demo", "--students", "150", "--seed", "7"],
+        [OVERSTAP, "demo", "--students", "150", "--seed", "2026"],
         env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
 
@@ -41,6 +41,11 @@ def test_demo_runs_a_year_and_matches_the_known_truth(tmp_path: Path) -> None:
     demo = home / "demo"
     deliveries = out[out.index("Deliveries") : out.index("audit chain OK")]
     assert re.search(r"dossier\W+(soap|folder)\W+delivered\W+\d+", deliveries), deliveries
+    # An institution served from a folder gets its dossiers encrypted, as on SFTP.
+    dossiers = [
+        p for p in (demo / "drops" / "mbo").glob("*/in/*") if not p.name.startswith("manifest-")
+    ]
+    assert dossiers and all(p.suffix == ".p7m" for p in dossiers), dossiers[:3]
     # The municipalities' folder drops hold their own signal files, and only those.
     signal_files = list((demo / "drops" / "gm").glob("*/in/SIG-*.xml.p7m"))
     assert signal_files

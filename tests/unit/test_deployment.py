@@ -30,6 +30,7 @@ def test_compose_has_the_airflow_services_and_two_databases() -> None:
         "dag-processor",
         "triggerer",
         "worker",
+        "status-intake",
         "sftp",
     ):
         assert name in services, name
@@ -103,3 +104,24 @@ def test_the_image_carries_the_plugin_and_the_deploy_extras_are_locked() -> None
     lock = (ROOT / "requirements.lock").read_text()
     assert "apache-airflow-providers-celery==" in lock and "\nredis==" in lock
     assert (ROOT / "plugins" / "overstap_auditor.py").exists()
+
+
+def test_the_status_intake_serves_mutual_tls_on_its_own_port() -> None:
+    intake = _compose()["services"]["status-intake"]
+    assert intake["command"][:2] == ["overstap", "serve"]
+    # Mutual TLS ends in the hub: published as is, not behind the loopback-only UI proxy.
+    assert intake["ports"] == ["8443:8443"] and "--port" in intake["command"]
+    assert intake["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "hub-db" in intake["environment"]["OVERSTAP_DATABASE_URL"]
+
+
+def test_schedules_and_registry_come_from_beside_the_file() -> None:
+    from overstap.config import schedule_variable
+
+    worker = _compose()["services"]["scheduler"]
+    assert worker["env_file"] == [{"path": "./schedules.env", "required": False}]
+    assert "./registry:/etc/overstap:ro" in worker["volumes"]
+    # The variables `overstap registry schedules` writes are those the DAG files read.
+    assert schedule_variable("overstap_signals") == "OVERSTAP_SCHEDULE_SIGNALS"
+    dag = (ROOT / "dags" / "overstap_signals.py").read_text()
+    assert 'policy.schedule("overstap_signals"' in dag
