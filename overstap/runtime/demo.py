@@ -36,6 +36,9 @@ def run_demo(console: Console, *, students: int, seed: int) -> int:
     from overstap.runtime.year import airflow_environment, migrate_airflow
 
     env = {"OVERSTAP_HOME": str(home), **airflow_environment(home / "airflow")}
+    # The report says what failed; Airflow's warnings (a connection field too short to mask)
+    # would only break up the progress bars.
+    env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "ERROR"
     os.environ.update(env)
     os.environ.pop("OVERSTAP_DATABASE_URL", None)  # embedded defaults: SQLite in the home
     os.environ.pop("OVERSTAP_PKI_DIR", None)
@@ -68,6 +71,7 @@ def run_demo(console: Console, *, students: int, seed: int) -> int:
         + ("OpenSSH for SFTP parties" if sshd else "folders for SFTP parties (no sshd found)")
         + ", reference mbo SOAP services, the hub's status service",
     )
+    _quiet_airflow()
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -87,6 +91,20 @@ def run_demo(console: Console, *, students: int, seed: int) -> int:
     Accounts(home / "web-users.json").add(DEMO_USER, "auditor", password)
     ctx.close()
     return _report(console, report, home, password)
+
+
+def _quiet_airflow() -> None:
+    """Airflow's one-time notices (a deprecated test client import, a connection field too
+    short to mask) say nothing to someone watching the demo."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
+    for name in (
+        "airflow._shared.secrets_masker.secrets_masker",
+        "airflow.sdk._shared.secrets_masker.secrets_masker",
+    ):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _say(console: Console, text: str) -> None:
