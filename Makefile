@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 
-.PHONY: venv demo test test-fast lint format lock bench clean airflow
+.PHONY: venv demo test lint format lock bench clean airflow
 
 venv: $(STAMP)
 
@@ -30,8 +30,9 @@ demo: $(STAMP)
 	$(BIN)/overstap demo
 
 # Airflow on this machine with the hub's DAGs and the audit web view (/overstap), on a free port;
-# Ctrl-C stops it. Airflow's home is .overstap/airflow (the admin password is printed at start
-# and kept in simple_auth_manager_passwords.json.generated there).
+# Ctrl-C stops it and every process it started (overstap/runtime/standalone.py says why).
+# Airflow's home is .overstap/airflow (the admin password is printed at start and kept in
+# simple_auth_manager_passwords.json.generated there).
 airflow: $(STAMP)
 	@port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
 	 echo "Airflow: http://127.0.0.1:$$port/   audit view: http://127.0.0.1:$$port/overstap/"; \
@@ -42,10 +43,10 @@ airflow: $(STAMP)
 	 AIRFLOW__CORE__PLUGINS_FOLDER="$(CURDIR)/plugins" \
 	 AIRFLOW__CORE__PARALLELISM=4 \
 	 AIRFLOW__API__PORT=$$port \
-	 exec $(BIN)/airflow standalone
+	 exec $(BIN)/python -m overstap.runtime.standalone
 
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -62,11 +62,14 @@ _REQUIRED: dict[str, dict[str, tuple[str, ...]]] = {
     "source": {
         "file": ("folder",),
         "sftp": ("host", "username", "key_path", "host_key", "folder"),
-        "rest": ("base_url",),
+        "rest": ("base_url", "client_id", "client_secret"),
         "soap": ("endpoint", "username", "password"),
     },
 }
-_FROM_CONNECTION = {"host", "port", "username", "password", "key_path", "host_key", "endpoint"}
+_FROM_CONNECTION = {
+    "host", "port", "username", "password", "key_path", "host_key", "endpoint", "client_id",
+    "client_secret",
+}  # fmt: skip
 _SECRET = re.compile(r"(password|passwd|secret|token|passphrase|private_key)$", re.IGNORECASE)
 _CONN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 _MAPPINGS_DIR = Path(__file__).resolve().parents[1] / "mappings" / "sis"
@@ -336,6 +339,10 @@ class _Reader:
                         f"{where}.extra.{key}",
                         "a secret does not belong in the registry",
                         "REGISTRY-SECRET",
+                    )
+                if key == "oin":  # checked per party on its route; a shared connection has none
+                    raise self.fail(
+                        f"{where}.extra.oin", "belongs on the party's route", "REGISTRY-OIN"
                     )
                 extra[str(key)] = self._text(item, f"{where}.extra.{key}")
             specs.append(

@@ -836,9 +836,10 @@ def demo(
 ) -> None:
     """Run a synthetic region's school year through Airflow on embedded defaults, and compare
     the hub's end state with the region's known truth (in $OVERSTAP_HOME/demo, made afresh)."""
+    from overstap.cli.progress import progress_bar
     from overstap.runtime.demo import run_demo
 
-    code = run_demo(console, students=students, seed=seed)
+    code = run_demo(console, students=students, seed=seed, progress_bar=progress_bar)
     raise typer.Exit(code)
 
 

@@ -41,7 +41,6 @@ def check(
     ] = None,
 ) -> None:
     """Validate a registry file: every error names the file, line and field (exit 1)."""
-    from overstap.config import Settings
     from overstap.registry import Registry
     from overstap.services.registry import certificate_problems
 
@@ -57,7 +56,11 @@ def check(
     )
     for warning in registry.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
-    where = pki_dir or registry.pki_dir or Settings.from_env(create=False).pki_dir
+    # Where the hub's PKI is, without loading the rest of the settings (a check must run on a
+    # machine that holds no pseudonym key, e.g. the region's CI).
+    home = Path(os.environ.get("OVERSTAP_HOME") or ".overstap")
+    default = Path(os.environ.get("OVERSTAP_PKI_DIR") or home / "pki")
+    where = (pki_dir or registry.pki_dir or default).resolve()
     if where.exists():
         problems = certificate_problems(registry, where)
         for problem in problems:

@@ -21,13 +21,20 @@ from overstap.domain.errors import ConfigurationError
 from overstap.ports import Route, SisSchool
 from overstap.registry import ConnectionSpec
 
-# Connection fields -> settings; `extra` keys are copied as they are (folder, host_key,
-# endpoint, oin, key_path, timeout, ...) and win over the fields.
-_FIELDS = (("host", "host"), ("port", "port"), ("login", "username"), ("password", "password"))
+# Connection fields -> settings. A REST SIS authenticates with OAuth2 client credentials, so
+# there login and password are the client's id and secret.
+_FIELDS = {"host": "host", "port": "port", "login": "username", "password": "password"}
+_REST_FIELDS = {**_FIELDS, "login": "client_id", "password": "client_secret"}
+# Settings the registry checked against the party (whom the hub encrypts to and accepts from):
+# a Connection edited in Airflow must not change them behind the registry's back.
+_PINNED = frozenset({"oin"})
 
 
-def resolve_settings(settings: Mapping[str, str], what: str) -> dict[str, str]:
-    """`settings` with the fields of the Connection named by `conn_id` filled in."""
+def resolve_settings(
+    settings: Mapping[str, str], what: str, fields: Mapping[str, str] = _FIELDS
+) -> dict[str, str]:
+    """`settings` filled in from the Connection named by `conn_id`: its fields, then its extra;
+    the registry's own settings win over both, and `oin` only ever comes from the registry."""
     conn_id = settings.get("conn_id")
     if not conn_id:
         return dict(settings)
@@ -37,12 +44,14 @@ def resolve_settings(settings: Mapping[str, str], what: str) -> dict[str, str]:
         conn = Connection.get(conn_id)
     except Exception as exc:  # Airflow raises its own not-found types per backend
         raise ConfigurationError(what, f"Airflow connection {conn_id!r} not found") from exc
-    resolved = {k: v for k, v in settings.items() if k != "conn_id"}
-    for attribute, key in _FIELDS:
+    resolved: dict[str, str] = {}
+    for attribute, key in fields.items():
         value = getattr(conn, attribute, None)
         if value not in (None, ""):
             resolved[key] = str(value)
-    resolved.update({str(k): str(v) for k, v in (conn.extra_dejson or {}).items()})
+    extra = {str(k): str(v) for k, v in (conn.extra_dejson or {}).items()}
+    resolved.update({k: v for k, v in extra.items() if k not in _PINNED})
+    resolved.update({k: v for k, v in settings.items() if k != "conn_id"})
     return resolved
 
 
@@ -52,9 +61,9 @@ def resolve_route(route: Route) -> Route:
 
 
 def resolve_source(source: SisSchool) -> SisSchool:
-    return replace(
-        source, settings=resolve_settings(source.settings, f"sis source {source.location}")
-    )
+    fields = _REST_FIELDS if source.connector == "rest" else _FIELDS
+    settings = resolve_settings(source.settings, f"sis source {source.location}", fields)
+    return replace(source, settings=settings)
 
 
 @dataclass(frozen=True)
@@ -86,15 +95,24 @@ def sync_connections(specs: Iterable[ConnectionSpec], env: Mapping[str, str]) ->
                 "host": spec.host,
                 "port": spec.port,
                 "login": spec.login,
-                "password": env.get(spec.password_env) if spec.password_env else None,
-                "extra": json.dumps(dict(spec.extra), sort_keys=True) if spec.extra else None,
             }
+            if spec.password_env:
+                values["password"] = env[spec.password_env]
             found = session.scalar(select(Connection).where(Connection.conn_id == spec.conn_id))
             if found is None:
+                extra = dict(spec.extra)
+                values["extra"] = json.dumps(extra, sort_keys=True) if extra else None
                 session.add(Connection(conn_id=spec.conn_id, **values))
                 result.created.append(spec.conn_id)
                 continue
-            current = {k: getattr(found, k) for k in values}
+            # Extras the file does not name (a private key or client secret an administrator
+            # keeps in Airflow, since the registry refuses secrets) stay as they are, and so
+            # does a password when the file names no variable for it.
+            kept = found.extra_dejson or {}
+            merged = {**kept, **spec.extra}
+            values["extra"] = json.dumps(merged, sort_keys=True) if merged else None
+            current = {k: getattr(found, k) for k in values if k != "extra"}
+            current["extra"] = json.dumps(kept, sort_keys=True) if kept else None
             if current == values:
                 result.unchanged.append(spec.conn_id)
                 continue

@@ -15,24 +15,45 @@ import os
 import secrets
 import shutil
 from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from overstap.cli.progress import progress_bar
-
 DEMO_USER = "auditor"
+MARKER = ".overstap-demo"
 
 
-def run_demo(console: Console, *, students: int, seed: int) -> int:
-    base = Path(os.environ.get("OVERSTAP_HOME", ".overstap")).resolve()
+def run_demo(
+    console: Console,
+    *,
+    students: int,
+    seed: int,
+    progress_bar: Callable[..., AbstractContextManager[Callable[[int], None]]],
+) -> int:
+    base = Path(os.environ.get("OVERSTAP_HOME") or ".overstap").resolve()
     home = base / "demo"
+    marker = home / MARKER
     if home.exists():
-        shutil.rmtree(home)  # the demo's own directory only: one clean year per run
+        # Only a directory the demo made is removed: OVERSTAP_HOME=~ must not cost ~/demo.
+        if not marker.is_file() and any(home.iterdir()):
+            console.print(
+                f"[bold red]error:[/] {home} exists and was not made by the demo; "
+                "move it or set OVERSTAP_HOME to another directory"
+            )
+            return 2
+        shutil.rmtree(home)  # one clean year per run
     home.mkdir(parents=True)
-    # Before anything imports Airflow or opens the hub: both read their settings from here.
+    marker.write_text("made by `overstap demo`; removed and made again on every run\n")
+    # Before anything imports Airflow or opens the hub: both read their settings from here. No
+    # setting of another Airflow (its database, config file, connections, secrets backend) may
+    # reach the demo's, or the demo would migrate, fill and overwrite that Airflow.
+    for name in list(os.environ):
+        if name.startswith(("AIRFLOW_", "AIRFLOW__")) or name == "AIRFLOW_CONFIG":
+            del os.environ[name]
     from overstap.runtime.year import airflow_environment, migrate_airflow
 
     env = {"OVERSTAP_HOME": str(home), **airflow_environment(home / "airflow")}
@@ -124,7 +145,7 @@ def _report(console: Console, report: object, home: Path, password: str) -> int:
     )
     standings = Table("standing at the end of the year", "hub", "expected", title="Students")
     observed, expected = report.observed.standing_counts(), report.expected.standing_counts()
-    for standing in sorted(observed.keys() | expected.keys(), key=lambda s: -expected[s]):
+    for standing in sorted(observed.keys() | expected.keys(), key=lambda s: (-expected[s], s)):
         standings.add_row(standing, f"{observed[standing]:,}", f"{expected[standing]:,}")
     console.print(standings)
     signals = Table("municipality", "signals delivered", "expected", title="Signals")

@@ -108,18 +108,12 @@ def pull_school(location: str, day: str | None = None, dry_run: bool = False) ->
     year = SchoolYear.containing(date.fromisoformat(day)) if day else None
     ctx = HubContext.open()
     if dry_run:  # the source is configured, its connector and mapping exist: nothing is read
-        from mappings.sis_mapping import load_mapping
-        from overstap.services.sis_sources import source_and_watermark
+        from overstap.services.sis_sources import check_source
 
         try:
-            source, watermark = source_and_watermark(ctx, location)
-            resolve_source(source)
-            sis_connector(source.connector)
-            load_mapping(source.mapping)
+            return {"dry_run": True, **check_source(ctx, location, sis_connector, resolve_source)}
         finally:
             ctx.close()
-        return {"dry_run": True, "school": location, "connector": source.connector,
-                "mapping": source.mapping, "watermark": watermark}  # fmt: skip
     try:
         report = run_pull(ctx, location, sis_connector, school_year=year, resolve=resolve_source)
     finally:
@@ -140,10 +134,12 @@ def queue_dossiers(day: str, dry_run: bool = False) -> dict[str, int]:
     from overstap.services.outbox import queue_dossiers as queue
 
     ctx = HubContext.open()
-    if dry_run:
+    if dry_run:  # the key and passphrase the queue signs with, then the counts
         from overstap.services.outbox import plan_approvals
+        from overstap.services.pki import hub_signer
 
         try:
+            hub_signer(ctx.settings.pki_dir, passphrase_from(ctx.settings.pki_dir, os.environ))
             return plan_approvals(ctx, today=date.fromisoformat(day))
         finally:
             ctx.close()
@@ -269,9 +265,8 @@ def raise_signals(day: str, dry_run: bool = False) -> dict[str, object]:
 
 @airflow_outcome
 def queue_signal_files(day: str, dry_run: bool = False) -> dict[str, object]:
-    """One file per municipality with news into the outbox (signed, encrypted)."""
-    if dry_run:
-        return {"dry_run": True, "queued": 0}
+    """One file per municipality with news into the outbox (signed, encrypted); with `dry_run`
+    the hub's key is loaded and the municipalities with news are counted and checked."""
     import os
     from datetime import date
 
@@ -282,6 +277,10 @@ def queue_signal_files(day: str, dry_run: bool = False) -> dict[str, object]:
     ctx = HubContext.open()
     try:
         pki_dir = ctx.settings.pki_dir
+        if dry_run:
+            from overstap.services.signal_files import plan_files
+
+            return {"dry_run": True, **plan_files(ctx, passphrase_from(pki_dir, os.environ))}
         report = queue_with_hub_pki(
             ctx, date.fromisoformat(day), passphrase_from(pki_dir, os.environ)
         )
@@ -293,15 +292,20 @@ def queue_signal_files(day: str, dry_run: bool = False) -> dict[str, object]:
 @airflow_outcome
 def audit_checkpoint(dry_run: bool = False) -> dict[str, object]:
     """Sign the audit chain head (nothing when nothing happened since the last checkpoint)."""
-    if dry_run:
+    if dry_run:  # the signing key must load; the head is read, nothing signed
+        import os
+
         from sqlalchemy import func, select
 
         from overstap.bootstrap import HubContext
+        from overstap.pki.devca import passphrase_from
+        from overstap.services.pki import hub_signer
         from overstap.store.tables import audit_checkpoint as signed
         from overstap.store.tables import audit_head
 
         ctx = HubContext.open()
         try:
+            hub_signer(ctx.settings.pki_dir, passphrase_from(ctx.settings.pki_dir, os.environ))
             with ctx.engine.connect().execution_options(read_only=True) as conn:
                 seq = conn.execute(select(audit_head.c.seq)).scalar()
                 last = conn.execute(select(func.max(signed.c.seq))).scalar()

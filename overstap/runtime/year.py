@@ -68,6 +68,7 @@ def airflow_environment(airflow_home: Path) -> dict[str, str]:
     """The settings a one-process Airflow needs (set them before Airflow is imported)."""
     return {
         "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__PARALLELISM": "2",

@@ -38,8 +38,20 @@ ACTOR = "overstap reconcile"
 _UNANNOUNCED = "no dossier of this student for this institution (applied; to check)"
 # The mbo registers first and the school's dossier follows (approval takes weeks): the
 # registration is real and counts (else the deadline would signal a registered student), and a
-# person sees that the dossier has yet to go.
-_NOT_SENT = "the dossier has not been sent yet (applied; send it)"
+# person sees why the dossier is not there, in words that fit its state: a refused or
+# withdrawn dossier must never be sent because an institution asked.
+_NOT_SENT = {
+    DossierState.GEWEIGERD.value: "consent was refused: the dossier is not to be sent (applied)",
+    DossierState.INGETROKKEN.value: "the school withdrew the dossier: not to be sent (applied)",
+    DossierState.DEAD_LETTER.value: "the institution refused the dossier: see the dead letter "
+    "(applied)",
+}
+
+
+def _not_sent(state: str) -> str:
+    return _NOT_SENT.get(state, f"the dossier is {state}, not sent yet (applied)")
+
+
 _SENT = {DossierState.VERZONDEN.value, DossierState.AFGELEVERD.value}
 
 
@@ -165,6 +177,7 @@ def _reconcile_batch(
         dossier_id: str | None = report.dossier_id
         verdict: Outcome | WorkItemKind
         detail = ""
+        flag: WorkItemKind | None = None  # a work item beside an applied report
         known = batch.students.get(subject)
         if known is None:
             verdict, detail = WorkItemKind.UNKNOWN_STUDENT, "no student with this number"
@@ -173,21 +186,16 @@ def _reconcile_batch(
             verdict, detail = WorkItemKind.WRONG_SCHOOL, f"known at school {known[1]}"
         else:
             student_id = known[0]
-            verdict, dossier_id, detail = _match(batch, report, student_id, mbo)
+            verdict, dossier_id, detail, flag = _match(batch, report, student_id, mbo)
         if isinstance(verdict, Outcome) and student_id is not None:
             key = (student_id, mbo)
             held = batch.registrations.get(key)
             verdict = decide(held[1] if held else None, report)
             if verdict is Outcome.APPLIED:
                 _apply(batch, key, report, dossier_id, moment, inserts, updates)
-                flagged = {
-                    _UNANNOUNCED: WorkItemKind.NOT_APPLIED,
-                    _NOT_SENT: WorkItemKind.DOSSIER_NOT_SENT,
-                }
-                if detail in flagged:
-                    kind = flagged[detail]
-                    items.append(_item(report, subject, student_id, kind, detail, moment))
-                    result.work_items[kind.value] += 1
+                if flag is not None:
+                    items.append(_item(report, subject, student_id, flag, detail, moment))
+                    result.work_items[flag.value] += 1
                 if report.status is RegistrationStatus.INGESCHREVEN:
                     others = batch.enrolled.setdefault(student_id, set())
                     if others - {mbo}:
@@ -199,9 +207,18 @@ def _reconcile_batch(
                     others.add(mbo)
                 elif report.status is RegistrationStatus.UITGESCHREVEN:
                     batch.enrolled.get(student_id, set()).discard(mbo)
-            elif isinstance(verdict, WorkItemKind):
-                detail = f"{held[1].status.value if held else '(none)'} -> {report.status.value}"
+            else:
+                flag = None  # not applied: the verdict itself is the work item, if any
+                if isinstance(verdict, WorkItemKind):
+                    detail = (
+                        f"{held[1].status.value if held else '(none)'} -> {report.status.value}"
+                    )
         outcome = verdict.value if isinstance(verdict, Outcome) else Outcome.WORK_ITEM.value
+        item_kind = (
+            verdict.value
+            if isinstance(verdict, WorkItemKind)
+            else (flag.value if flag is not None and verdict is Outcome.APPLIED else None)
+        )
         if isinstance(verdict, WorkItemKind):
             items.append(_item(report, subject, student_id, verdict, detail, moment))
             result.work_items[verdict.value] += 1
@@ -219,7 +236,7 @@ def _reconcile_batch(
                 "status_date": report.status_date,
                 "sent_at": report.sent_at,
                 "outcome": outcome,
-                "work_item": verdict.value if isinstance(verdict, WorkItemKind) else None,
+                "work_item": item_kind,
             }
         )
         events.append(
@@ -233,7 +250,7 @@ def _reconcile_batch(
                 detail={
                     "subject": subject,
                     "status": report.status.value,
-                    "work_item": verdict.value if isinstance(verdict, WorkItemKind) else None,
+                    "work_item": item_kind,
                 },
             )
         )
@@ -247,8 +264,9 @@ def _reconcile_batch(
 
 def _match(
     batch: _Batch, report: StatusReport, student_id: int, mbo: str
-) -> tuple[Outcome | WorkItemKind, str | None, str]:
-    """The dossier a report is about, or why there is none."""
+) -> tuple[Outcome | WorkItemKind, str | None, str, WorkItemKind | None]:
+    """The dossier a report is about, or why there is none: (verdict, dossier id, detail, the
+    work item to raise beside an applied report)."""
     if report.dossier_id is not None:
         found = batch.dossiers.get(report.dossier_id)
         if found is None or found[0] != student_id:
@@ -256,25 +274,32 @@ def _match(
                 WorkItemKind.NOT_APPLIED,
                 report.dossier_id,
                 "RelatesTo names no dossier of this student",
+                None,
             )
         if found[1] != mbo:
             return (
                 WorkItemKind.DOSSIER_ELSEWHERE,
                 report.dossier_id,
                 f"the dossier went to {found[1]}",
+                None,
             )
         if found[2] not in _SENT:
-            return Outcome.APPLIED, report.dossier_id, _NOT_SENT
-        return Outcome.APPLIED, report.dossier_id, ""
+            return (
+                Outcome.APPLIED,
+                report.dossier_id,
+                _not_sent(found[2]),
+                WorkItemKind.DOSSIER_NOT_SENT,
+            )
+        return Outcome.APPLIED, report.dossier_id, "", None
     held = batch.by_student_mbo.get((student_id, mbo))
     if held is None:
         # A registration the hub did not carry (the student applied there directly): real, so
         # it counts in the picture; a person still looks at it (a work item, like a double
         # enrolment). A report that names a dossier (RelatesTo) of someone else does not count.
-        return Outcome.APPLIED, None, _UNANNOUNCED
+        return Outcome.APPLIED, None, _UNANNOUNCED, WorkItemKind.NOT_APPLIED
     if held[1] not in _SENT:
-        return Outcome.APPLIED, held[0], _NOT_SENT
-    return Outcome.APPLIED, held[0], ""
+        return Outcome.APPLIED, held[0], _not_sent(held[1]), WorkItemKind.DOSSIER_NOT_SENT
+    return Outcome.APPLIED, held[0], "", None
 
 
 def _apply(

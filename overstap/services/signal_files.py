@@ -230,6 +230,25 @@ def _signed_xml(
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
+def plan_files(ctx: HubContext, passphrase: bytes) -> dict[str, object]:
+    """What `queue_with_hub_pki` would do now, writing nothing: which municipalities have news,
+    which of them have no route (their signals wait) and which no encryption certificate (a
+    configuration error), after loading the hub's signing key as a real run would."""
+    pki_dir = ctx.settings.pki_dir
+    hub_signer(pki_dir, passphrase)  # the key and passphrase a file needs, or a clear error
+    layout = PkiLayout(pki_dir)
+    with ctx.engine.connect().execution_options(read_only=True) as conn:
+        news = pending_gemeenten(conn)
+        routes = _routes(conn)
+    return {
+        "with_news": len(news),
+        "no_route": [g for g in news if g not in routes],
+        "no_certificate": [
+            g for g in news if g in routes and not layout.cert_path(f"gm-{g}", "enc").exists()
+        ],
+    }
+
+
 def queue_with_hub_pki(
     ctx: HubContext, on: date, passphrase: bytes, *, now: datetime | None = None
 ) -> FilesReport:

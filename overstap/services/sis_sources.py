@@ -116,3 +116,25 @@ def run_pull(
         progress=progress,
         since=since,
     )
+
+
+def check_source(
+    ctx: HubContext,
+    location: str,
+    connectors: Callable[[str], SisConnector],
+    resolve: Callable[[SisSchool], SisSchool] = lambda source: source,
+) -> dict[str, str | None]:
+    """A pull's dry run: the school's source is configured, its settings resolve, its connector
+    and mapping exist. Nothing is read from the SIS and nothing is written."""
+    from mappings.sis_mapping import load_mapping
+
+    source, watermark = source_and_watermark(ctx, location)
+    resolve(source)
+    connectors(source.connector)
+    load_mapping(source.mapping)
+    return {
+        "school": location,
+        "connector": source.connector,
+        "mapping": source.mapping,
+        "watermark": watermark,
+    }

@@ -7,11 +7,11 @@ import json
 import marshal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, insert, or_, select, update
 
 from overstap.audit.pseudonym import Pseudonymizer
 from overstap.domain.calendar import SchoolYear
@@ -24,6 +24,7 @@ from overstap.store.tables import (
     doorstroompunt_region,
     mbo_institution,
     municipality,
+    residence,
     student,
     vo_school,
 )
@@ -329,6 +330,7 @@ def save_student_rows(
         )
     }
     new_rows: list[dict[str, Any]] = []
+    moved: list[tuple[Any, dict[str, Any]]] = []  # (stored row, new row) of address changes
     for key, row in zip(keys, rows, strict=True):
         seen = known.get(key)
         if seen is None:
@@ -355,11 +357,47 @@ def save_student_rows(
             .where(student.c.id == old["id"])
             .values({c: row[c] for c in (*changed, "fingerprint", "updated_at")})
         )
+        if not _ADDRESS.isdisjoint(changed):
+            moved.append((old, row))
         result.updated += 1
         result.changes.append(StudentChange(row["subject_key"], row["school"], False, changed))
     if new_rows:
         _insert_students(conn, new_rows)
+    if moved:
+        _record_moves(conn, moved)
     return result
+
+
+_ADDRESS = frozenset({"gemeente", "adres_geheim", "straat", "huisnummer", "postcode", "plaats"})
+
+
+def _residence_row(student_id: int, since: date | None, r: Any) -> dict[str, Any]:
+    secret = r["adres_geheim"]  # a secret address is not kept in the history either
+    return {
+        "student_id": student_id,
+        "since": since,
+        "gemeente": r["gemeente"],
+        **{c: None if secret else r[c] for c in ("straat", "huisnummer", "postcode", "plaats")},
+    }
+
+
+def _record_moves(conn: Connection, moved: Sequence[tuple[Any, dict[str, Any]]]) -> None:
+    """A pull that sees a new address keeps the old one in the residence history, so a signal
+    about a day before the move still goes to the municipality the student lived in then.
+    The move is dated by the day the hub learned it (the export says no more); a history
+    the region load wrote (with its own dates) is extended, not replaced."""
+    ids = [old["id"] for old, _ in moved]
+    with_history = set(
+        conn.execute(
+            select(residence.c.student_id).where(one_of(conn, residence.c.student_id, ids))
+        ).scalars()
+    )
+    rows: list[dict[str, Any]] = []
+    for old, new in moved:
+        if old["id"] not in with_history:
+            rows.append(_residence_row(old["id"], None, old))
+        rows.append(_residence_row(old["id"], new["updated_at"].date(), new))
+    conn.execute(insert(residence), rows)
 
 
 def _insert_students(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

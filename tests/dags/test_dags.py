@@ -24,33 +24,49 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-def test_dagbag_imports_every_dag_and_follows_the_policy(airflow_env: dict[str, str]) -> None:
+def test_dagbag_imports_every_dag_and_follows_the_policy(
+    airflow_env: dict[str, str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "no-dags"
+    empty.mkdir()
     done = run_python(
         airflow_env,
         """
-        import json, sys, time
+        import json, os, sys, time
         from pathlib import Path
         from airflow.dag_processing.dagbag import DagBag
-        DagBag(dag_folder=sys.argv[2])  # warm: Airflow's own imports are paid once, not per file
+        DagBag(dag_folder=sys.argv[2])  # Airflow's own machinery warm: an empty folder
+        airflow_home = os.environ["AIRFLOW_HOME"]
         events = []
         def watch(event, args):
-            # Top-level I/O at parse time: sockets, processes, and files other than code.
-            if event.startswith(("socket.", "subprocess.", "os.system")):
+            # I/O while a DAG file (and what it imports of ours) is parsed: sockets, processes,
+            # database connections, new directories, files other than code. Airflow's own
+            # metadata database (under AIRFLOW_HOME) is Airflow's business.
+            if event.startswith(("socket.", "subprocess.", "os.system", "os.posix_spawn")):
                 events.append(event)
-            elif event == "open" and isinstance(args[0], str) and not args[0].endswith(
-                (".py", ".pyc", ".so", ".pth", ".typed", ".json", ".txt", ".cfg")
-            ) and "site-packages" not in args[0] and "/lib/python" not in args[0]:
-                events.append(f"open {args[0]}")
+            elif event in ("sqlite3.connect", "os.mkdir", "open"):
+                target = str(args[0]) if args and args[0] is not None else ""
+                if event == "open" and (
+                    not isinstance(args[0], str)
+                    or target.endswith((".py", ".pyc", ".so", ".pth", ".typed"))
+                    or "/site-packages/" in target or "/lib/python3" in target
+                ):
+                    return
+                if target.startswith(airflow_home) or target in ("", ":memory:"):
+                    return
+                events.append(f"{event} {target}")
         sys.addaudithook(watch)
         out = {}
         for path in sorted(Path(sys.argv[1]).glob("*.py")):
             events.clear()
-            started = time.perf_counter()
-            bag = DagBag(dag_folder=str(path))
-            seconds = time.perf_counter() - started
+            seconds = []
+            for _ in range(3):  # the best of three: what a warm dag-processor pays per parse
+                started = time.perf_counter()
+                bag = DagBag(dag_folder=str(path))
+                seconds.append(time.perf_counter() - started)
             out[path.name] = {
                 "errors": {k: str(v)[:500] for k, v in bag.import_errors.items()},
-                "seconds": seconds,
+                "seconds": min(seconds),
                 "io": sorted(set(events)),
                 "dags": {
                     d.dag_id: {
@@ -65,7 +81,7 @@ def test_dagbag_imports_every_dag_and_follows_the_policy(airflow_env: dict[str, 
         print(json.dumps(out))
         """,
         str(DAGS),
-        str(DAGS / "overstap_audit_checkpoint.py"),
+        str(empty),
     )
     assert done.returncode == 0, done.stderr[-3000:]
     files = json.loads(done.stdout.strip().splitlines()[-1])
@@ -74,8 +90,7 @@ def test_dagbag_imports_every_dag_and_follows_the_policy(airflow_env: dict[str, 
         assert info["errors"] == {}, name
         assert info["dags"], f"{name} defines no DAG"
         assert info["seconds"] < 1.0, (name, info["seconds"])
-        # Only the SQLite files Airflow's DagBag itself opens may show; none of ours.
-        assert not [e for e in info["io"] if "overstap" in e or "socket" in e], (name, info["io"])
+        assert info["io"] == [], (name, info["io"])
         for dag_id, dag in info["dags"].items():
             assert "overstap" in dag["tags"], dag_id
             assert min(dag["retries"]) >= 2, dag_id

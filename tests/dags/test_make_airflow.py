@@ -1,6 +1,6 @@
 """`make airflow` as the README tells an administrator: Airflow standalone comes up on a free
 port with the hub's DAGs, and the audit web view answers inside Airflow's own api-server at
-/overstap; Ctrl-C (SIGINT to the process group) stops it all."""
+/overstap; one Ctrl-C (SIGINT to the process group) stops it and everything it started."""
 
 from __future__ import annotations
 
@@ -55,25 +55,50 @@ def test_make_airflow_serves_the_dags_and_the_audit_view(tmp_path: Path) -> None
         status, page = _get(f"{base}/overstap/login")
         assert status == 200 and "Log in" in page and "Overstap" in page
         assert (tmp_path / "af" / "simple_auth_manager_passwords.json.generated").exists()
+        pids = _airflow_pids(tmp_path / "af")
+        assert pids, "no Airflow process found under this AIRFLOW_HOME"
     finally:
         _stop(proc)
-    assert proc.returncode is not None
+    assert proc.returncode is not None  # make itself ends on Ctrl-C, as in a terminal
+    # One Ctrl-C, and soon nothing Airflow started is left: not the dag-processor, not a worker.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and _alive(pids):
+        time.sleep(0.2)
+    assert not _alive(pids), _alive(pids)
+
+
+def _airflow_pids(airflow_home: Path) -> list[int]:
+    """Every process whose environment says this AIRFLOW_HOME (so: started by this test)."""
+    found = []
+    marker = f"AIRFLOW_HOME={airflow_home}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+    return found
+
+
+def _alive(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":  # a zombie has ended; its parent just has not reaped it
+            alive.append(pid)
+    return alive
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
-    """Ctrl-C as a person would press it: once, and once more if `airflow standalone` (3.3)
-    lingers after its components have stopped (seen: its main loop misses the first one now
-    and then); SIGTERM last. Every component must be gone at the end."""
-    for sig, wait in ((signal.SIGINT, 40), (signal.SIGINT, 20), (signal.SIGTERM, 20)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=20)
-    raise AssertionError("airflow standalone ignored Ctrl-C twice and SIGTERM")
+    """Ctrl-C as a person presses it: SIGINT to the terminal's process group, once."""
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+        raise AssertionError("make airflow did not stop on Ctrl-C") from None

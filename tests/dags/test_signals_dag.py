@@ -20,7 +20,9 @@ from airflow_run import airflow_env as _env
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def _dag_test(env: dict[str, str], day: date, name: str = "overstap_signals") -> dict[str, Any]:
+def _dag_test(
+    env: dict[str, str], day: date, name: str = "overstap_signals", *, dry_run: bool = False
+) -> dict[str, Any]:
     run = run_python(
         env,
         """
@@ -29,17 +31,40 @@ def _dag_test(env: dict[str, str], day: date, name: str = "overstap_signals") ->
         from airflow.dag_processing.dagbag import DagBag
         dag = DagBag(dag_folder=sys.argv[1]).dags[sys.argv[3]]
         day = datetime.fromisoformat(sys.argv[2]).replace(hour=5, tzinfo=timezone.utc)
-        dr = dag.test(logical_date=day)
+        dr = dag.test(logical_date=day, run_conf=json.loads(sys.argv[4]))
         print(json.dumps({"state": str(dr.state), "tis": [[ti.task_id, ti.map_index, str(ti.state)] for ti in dr.get_task_instances()]}))
         """,
         str(DAGS / f"{name}.py"),
         day.isoformat(),
         name,
+        json.dumps({"dry_run": dry_run}),
     )
     assert run.returncode == 0, run.stderr[-3000:]
     result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
     assert "success" in str(result["state"]), (result, run.stderr[-3000:])
     return result
+
+
+def _hub_state(env: dict[str, str]) -> list[int]:
+    """The audit head, the signals and the outbox: what any real signals run changes."""
+    done = run_python(
+        env,
+        """
+        import json
+        from sqlalchemy import func, select
+        from overstap.bootstrap import HubContext
+        from overstap.store.tables import audit_head, outbox, signal
+        with HubContext.open().engine.connect() as conn:
+            print(json.dumps([
+                conn.execute(select(audit_head.c.seq)).scalar() or 0,
+                conn.execute(select(func.count()).select_from(signal)).scalar(),
+                conn.execute(select(func.count()).select_from(outbox)).scalar(),
+            ]))
+        """,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    state: list[int] = json.loads(done.stdout.strip().splitlines()[-1])
+    return state
 
 
 def test_signals_dag_over_the_deadline_and_the_zomerlek_date(tmp_path: Path, sshd_bin: str) -> None:
@@ -87,7 +112,21 @@ def test_signals_dag_over_the_deadline_and_the_zomerlek_date(tmp_path: Path, ssh
         before = _dag_test(env, calendar.registration_deadline - timedelta(days=1))
         # Nothing to deliver before the deadline: the mapped task expands to nothing.
         assert [t[2] for t in before["tis"] if t[0] == "deliver"] == ["skipped"]
+        # A dry run on the deadline sees what it would raise and changes nothing.
+        head = _hub_state(env)
+        _dag_test(env, calendar.registration_deadline, dry_run=True)
+        assert _hub_state(env) == head
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "airflow" / "airflow.db") as db:
+            (plan,) = db.execute(
+                "SELECT value FROM xcom WHERE task_id = 'raise_signals' ORDER BY timestamp DESC"
+            ).fetchone()
+        plan = json.loads(plan) if isinstance(plan, str) else json.loads(plan.decode())
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        assert plan["dry_run"] is True and plan["raised"] > 0, plan
         _dag_test(env, calendar.registration_deadline)
+        assert _hub_state(env) != head  # the real run on the same day does change it
         _dag_test(env, calendar.zomerlek_date)
     finally:
         sshd.stop()

@@ -65,3 +65,14 @@ def test_demo_runs_a_year_and_matches_the_known_truth(tmp_path: Path) -> None:
     numbers = [n for n in (json.loads(line).get("bsn") for line in lines) if n]
     assert numbers
     assert not any(n in out + first.stderr + second.stdout for n in numbers)
+
+
+def test_demo_never_removes_a_directory_it_did_not_make(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    theirs = home / "demo" / "notes.txt"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text("someone's own files")
+    done = _demo(home)
+    assert done.returncode == 2
+    assert "was not made by the demo" in " ".join(done.stdout.split())
+    assert theirs.read_text() == "someone's own files"

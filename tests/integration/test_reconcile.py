@@ -152,6 +152,17 @@ def test_reports_become_one_truthful_picture(engine: Engine, tmp_path: Path) -> 
     assert regs[(ids[minor.student.leerlingid], "25MB")] == "ontvangen"
     assert regs[(ids[cases["later"].student.leerlingid], "25MB")] == "ontvangen"
     assert ledger["MSG-8"] == "applied"
+    with engine.connect() as conn:
+        flagged = conn.execute(
+            select(status_message.c.work_item).where(status_message.c.message_id == "MSG-8")
+        ).scalar_one()
+        why = conn.execute(
+            select(work_item.c.detail).where(work_item.c.kind == "dossier_not_sent")
+        ).scalar_one()
+    # The ledger names the work item raised beside the applied report; the item names the
+    # dossier's state, so nobody sends a refused dossier because an institution asked.
+    assert flagged == "dossier_not_sent"
+    assert why == "the dossier is deel_b_ingevuld, not sent yet (applied)"
     # Batches of 4 with the out-of-order pair split over batches: still the later status wins.
     assert regs[(ids[onr.student.leerlingid], "25MB")] == "ingeschreven"
     assert regs[(ids[adult.student.leerlingid], "25MB")] == "ingeschreven"

@@ -166,3 +166,45 @@ def test_sqlite_fast_insert_stores_exactly_what_sqlalchemy_would(
         engine.dispose()
     assert raw[0] == raw[1]
     assert len(raw[0]) == 3
+
+
+def test_a_pulled_move_keeps_the_old_residence_for_the_days_before(engine: Engine) -> None:
+    from datetime import timedelta
+
+    from overstap.store.signals import living_in, residences
+    from overstap.store.tables import residence
+
+    _parties(engine)
+    pseudo = Pseudonymizer(KEY)
+    with engine.begin() as conn:
+        save_students(conn, [_student(1), _student(2)], pseudo, NOW)
+    rotterdam = _student(
+        1,
+        gemeente=Gemeentecode("GM0599"),
+        address=Address("Coolsingel", "40", Postcode("3011AD"), "Rotterdam"),
+    )
+    later = NOW + timedelta(days=30)
+    hidden = _student(1, gemeente=Gemeentecode("GM0518"), address=None, adres_geheim=True)
+    with engine.begin() as conn:
+        save_students(conn, [rotterdam, _student(2)], pseudo, NOW)
+    with engine.begin() as conn:
+        save_students(conn, [hidden], pseudo, later)
+    with engine.connect() as conn:
+        sid = conn.execute(select(student.c.id).where(student.c.leerlingid == "L00001")).scalar()
+        rows = conn.execute(
+            select(residence.c.since, residence.c.gemeente, residence.c.straat, residence.c.plaats)
+            .where(residence.c.student_id == sid)
+            .order_by(residence.c.id)
+        ).all()
+        history = residences(conn, [sid])[sid]
+        unmoved = conn.execute(select(func.count()).select_from(residence)).scalar_one()
+    assert [tuple(r) for r in rows] == [
+        (None, "GM0363", "Dorpsstraat", "Amsterdam"),  # where the student lived before
+        (NOW.date(), "GM0599", "Coolsingel", "Rotterdam"),
+        (later.date(), "GM0518", None, None),  # a secret address stays out of the history
+    ]
+    assert unmoved == 3  # the student who did not move has no history rows
+    day_before = NOW.date() - timedelta(days=1)
+    assert living_in(history, "GM0518", day_before) == "GM0363"
+    assert living_in(history, "GM0518", NOW.date()) == "GM0599"
+    assert living_in(history, "GM0518", later.date()) == "GM0518"

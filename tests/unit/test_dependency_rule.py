@@ -200,6 +200,14 @@ def core_rule(path: str, module: str) -> str | None:
     return None
 
 
+def cli_rule(path: str, module: str) -> str | None:
+    # The command line is the outermost layer: it calls in, nothing calls it.
+    inside = path.startswith("overstap/") and not path.startswith("overstap/cli/")
+    if inside and under(module, "overstap.cli"):
+        return "only the command line imports overstap.cli"
+    return None
+
+
 def mappings_rule(path: str, module: str) -> str | None:
     if path.startswith("mappings/") and top(module) in MAPPINGS_FORBIDDEN:
         return "mappings are pure transformations"
@@ -214,7 +222,9 @@ def dags_rule(path: str, module: str) -> str | None:
     return "DAG files call overstap.runtime only"
 
 
-RULES: tuple[Rule, ...] = (domain_rule, airflow_rule, core_rule, mappings_rule, dags_rule)
+RULES: tuple[Rule, ...] = (
+    domain_rule, airflow_rule, core_rule, cli_rule, mappings_rule, dags_rule,
+)  # fmt: skip
 
 
 def check_source(source: str, path: str, rules: tuple[Rule, ...] = RULES) -> list[Violation]:
@@ -344,6 +354,11 @@ def test_checker_airflow_only_in_runtime() -> None:
     assert check_source(src, "overstap/runtime.py") == []
     assert check_source(src, "overstap/runtime/tasks.py") == []
     assert check_source(src, "dags/transfer.py") == []
+
+
+def test_checker_only_the_cli_imports_the_cli() -> None:
+    assert check_source("from overstap.cli.progress import bar\n", "overstap/runtime/demo.py")
+    assert check_source("from overstap.cli.progress import bar\n", "overstap/cli/main.py") == []
 
 
 def test_checker_core_must_not_import_connectors_or_dags() -> None:

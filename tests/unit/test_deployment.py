@@ -118,10 +118,15 @@ def test_the_status_intake_serves_mutual_tls_on_its_own_port() -> None:
 def test_schedules_and_registry_come_from_beside_the_file() -> None:
     from overstap.config import schedule_variable
 
-    worker = _compose()["services"]["scheduler"]
-    assert worker["env_file"] == [{"path": "./schedules.env", "required": False}]
-    assert "./registry:/etc/overstap:ro" in worker["volumes"]
+    services = _compose()["services"]
+    # The dag-processor parses the DAG files (their schedules); every Airflow service and the
+    # migrate job see the same environment and the registry.
+    for name in (*AIRFLOW_SERVICES, "migrate"):
+        assert services[name]["env_file"] == [{"path": "./schedules.env", "required": False}]
+        assert "./registry:/etc/overstap:ro" in services[name]["volumes"], name
     # The variables `overstap registry schedules` writes are those the DAG files read.
-    assert schedule_variable("overstap_signals") == "OVERSTAP_SCHEDULE_SIGNALS"
-    dag = (ROOT / "dags" / "overstap_signals.py").read_text()
-    assert 'policy.schedule("overstap_signals"' in dag
+    for dag_file in (ROOT / "dags").glob("overstap_*.py"):
+        dag_id = dag_file.stem
+        assert f'policy.schedule("{dag_id}"' in dag_file.read_text(), dag_id
+        assert schedule_variable(dag_id).startswith("OVERSTAP_SCHEDULE_")
+    assert services["status-intake"]["init"] is True

@@ -5,6 +5,7 @@ field and the rule."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -379,18 +380,48 @@ def test_errors_are_reported_at_their_own_line_not_the_first_match(
 # --- secrets stay out of reprs ------------------------------------------------------------------
 
 
-def test_a_connection_spec_repr_holds_no_password(
+def test_a_registry_holds_no_secret_and_shows_no_extras(
     tmp_path: Path, data: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The password stays in the environment: loading never reads it, and nothing the registry
+    # holds or shows carries it.
     monkeypatch.setenv("OVERSTAP_SFTP_PASSWORD", "correct-horse-battery")
     registry = load_registry(write(tmp_path, data)[0])
     spec = next(c for c in registry.connections if c.conn_id == SFTP_CONN)
     assert spec.password_env == "OVERSTAP_SFTP_PASSWORD"
+    assert "correct-horse-battery" not in repr(dataclasses.astuple(spec))
     shown = repr(spec)
     assert SFTP_CONN in shown and "sftp.example" in shown
-    assert "correct-horse-battery" not in shown
-    assert "correct-horse-battery" not in repr(registry)
     assert "/run/secrets/sftp_key" not in shown  # extras are not shown either
+
+
+def test_an_oin_in_a_connection_is_refused(tmp_path: Path, data: dict[str, Any]) -> None:
+    # A connection is shared; the OIN is checked per party on its route (and a Connection's
+    # extra can never override it at run time: overstap.runtime.connections).
+    data["connections"][SFTP_CONN]["extra"]["oin"] = HUB_OIN
+    path, _ = write(tmp_path, data)
+    with pytest.raises(RegistryError) as caught:
+        load_registry(path)
+    assert caught.value.rule == "REGISTRY-OIN"
+    assert caught.value.field == f"connections.{SFTP_CONN}.extra.oin"
+
+
+def test_a_rest_source_needs_client_credentials_from_a_connection(
+    tmp_path: Path, data: dict[str, Any]
+) -> None:
+    school = data["vo_schools"][0]
+    school["sis_source"] = {
+        "connector": "rest",
+        "mapping": "rest-json",
+        "settings": {"base_url": "https://sis.example/api/v1"},
+    }
+    with pytest.raises(RegistryError) as caught:
+        load_registry(write(tmp_path, data)[0])
+    assert caught.value.field == "vo_schools[0].sis_source.settings.client_id"
+    assert "name a connection" in caught.value.reason
+    school["sis_source"]["connection"] = "overstap_sis_rest"  # login/password: id and secret
+    registry = load_registry(write(tmp_path, data)[0])
+    assert registry.sources[0].settings["conn_id"] == "overstap_sis_rest"
 
 
 # --- SIS sources need what their connector needs, not a route's OIN ----------------------------

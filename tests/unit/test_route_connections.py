@@ -56,6 +56,5 @@ def test_connection_fields_and_extras_fill_the_route(tmp_path: Path) -> None:
         "username": "hub",
         "folder": "in",
         "host_key": "ssh-ed25519 AAAAC3Nz",
-        "oin": "00000007252211000000",
-    }
+    }  # no oin: an OIN in a Connection is ignored, the route's own (registry-checked) counts
     assert lines[-1].startswith("refused:") and "overstap_missing" in lines[-1]
