@@ -73,6 +73,20 @@ _FROM_CONNECTION = {
 _SECRET = re.compile(r"(password|passwd|secret|token|passphrase|private_key)$", re.IGNORECASE)
 _CONN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 _MAPPINGS_DIR = Path(__file__).resolve().parents[1] / "mappings" / "sis"
+# Every key a registry may hold, per place: the region file's (docs/region.md) and ours.
+_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset({
+        "code", "name", "seed", "students", "school_year", "calendar", "doorstroompunt_regions",
+        "municipalities", "vo_schools", "mbo_institutions", "programmes", "connections",
+        "schedules", "certificates",
+    }),
+    "vo_schools": frozenset({"brin", "vestiging", "name", "oin", "gemeente", "sis", "sis_source"}),
+    "mbo_institutions": frozenset({"brin", "name", "oin", "transport", "route"}),
+    "municipalities": frozenset({"code", "name", "region", "oin", "route"}),
+    "sis_source": frozenset({"connector", "mapping", "settings", "connection"}),
+    "route": frozenset({"transport", "settings", "connection"}),
+    "certificates": frozenset({"hub_oin", "pki_dir"}),
+}  # fmt: skip
 
 
 class RegistryError(RegionDataError):
@@ -179,6 +193,7 @@ class _Reader:
 
     def read(self, data: Any, region: Region) -> Registry:
         top: dict[str, Any] = data
+        self._known_keys(top)
         connections = self._connections(top.get("connections"))
         known = {c.conn_id for c in connections}
         sources = []
@@ -243,6 +258,31 @@ class _Reader:
         )
 
     # --- pieces ---------------------------------------------------------------------------
+
+    def _known_keys(self, top: dict[str, Any]) -> None:
+        """A key the hub does not read is a typo until proven otherwise (`sis_sorce` would
+        otherwise leave a school unpulled with only a warning)."""
+        self._only(top, "", _KEYS[""])
+        for section in ("vo_schools", "mbo_institutions", "municipalities"):
+            for i, item in enumerate(top.get(section) or ()):
+                self._only(item, f"{section}[{i}]", _KEYS[section])
+                for part in ("sis_source", "route"):
+                    if isinstance(item.get(part), dict):
+                        self._only(item[part], f"{section}[{i}].{part}", _KEYS[part])
+        if isinstance(top.get("certificates"), dict):
+            self._only(top["certificates"], "certificates", _KEYS["certificates"])
+
+    def _only(self, obj: object, where: str, allowed: frozenset[str]) -> None:
+        if not isinstance(obj, dict):
+            return  # the region loader or the section's own reader names the type error
+        for key in obj:
+            if key not in allowed:
+                at = f"{where}.{key}" if where else str(key)
+                raise self.fail(
+                    at,
+                    f"is not a registry key here ({', '.join(sorted(allowed))})",
+                    "FIELD-UNKNOWN",
+                )
 
     def _mapping(self, value: Any, where: str) -> dict[str, Any]:
         if not isinstance(value, dict):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Column, Connection, Table, delete, select
+from sqlalchemy import Column, Connection, Table, delete, select, update
 
 from overstap.audit.chain import AuditEvent
 from overstap.bootstrap import HubContext
@@ -50,7 +50,14 @@ def apply_registry(ctx: HubContext, registry: Registry) -> ApplyResult:
             conn, region.regions, region.municipalities, region.vo_schools, region.mbo_institutions
         )
         save_calendar(conn, region.calendar)
+        # A source that now points elsewhere (another connector, mapping or place) starts from
+        # the beginning: the old watermark is a position in a different export.
+        moved = _moved_sources(conn, registry)
         save_source_rows(conn, registry.sources)
+        if moved:
+            conn.execute(
+                update(sis_source).where(sis_source.c.school.in_(moved)).values(watermark=None)
+            )
         upsert(conn, delivery_route, route_rows(registry.institution_routes, "brin", now), ["brin"])
         upsert(
             conn,
@@ -91,6 +98,20 @@ def apply_registry(ctx: HubContext, registry: Registry) -> ApplyResult:
         removed,
         changed,
     )
+
+
+def _moved_sources(conn: Connection, registry: Registry) -> list[str]:
+    wanted = {s.location: (s.connector, s.mapping, dict(s.settings)) for s in registry.sources}
+    rows = conn.execute(
+        select(
+            sis_source.c.school, sis_source.c.connector, sis_source.c.mapping, sis_source.c.settings
+        )
+    )
+    return [
+        r.school
+        for r in rows
+        if r.school in wanted and wanted[r.school] != (r.connector, r.mapping, dict(r.settings))
+    ]
 
 
 def _snapshot(conn: Connection) -> tuple[object, ...]:

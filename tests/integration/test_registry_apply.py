@@ -204,3 +204,24 @@ def test_certificate_problems_name_the_party_without_certificates(
     PkiLayout(pki).cert_path(f"gm-{routed.code}", "sign").unlink()
     problems = certificate_problems(registry, pki)
     assert len(problems) == 2 and problems[1].startswith(f"municipality {routed.code}: ")
+
+
+def test_a_source_that_moves_starts_over_and_one_that_stays_keeps_its_place(
+    engine: Engine, tmp_path: Path, region_dir: Path
+) -> None:
+    ctx = hub(engine, tmp_path)
+    file = tmp_path / "registry.yaml"
+    data = registry_data(region_dir)
+    apply_registry(ctx, write(file, data))
+    with engine.begin() as conn:  # both schools pulled before: each has a watermark
+        conn.execute(sis_source.update().values(watermark="leerlingen.csv@2026-10-01"))
+    moved = data["vo_schools"][0]
+    moved["sis_source"]["settings"]["folder"] = "/srv/other-export/{location}"
+    apply_registry(ctx, write(file, data))
+    with engine.connect() as conn:
+        marks = dict(
+            conn.execute(select(sis_source.c.school, sis_source.c.watermark)).tuples().all()
+        )
+    location = f"{moved['brin']}{moved['vestiging']}"
+    assert marks.pop(location) is None  # another export: pulled from its start
+    assert set(marks.values()) == {"leerlingen.csv@2026-10-01"}  # the others keep their place

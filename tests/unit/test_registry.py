@@ -502,3 +502,28 @@ def test_the_example_in_the_docs_loads(tmp_path: Path) -> None:
         "OVERSTAP_SCHEDULE_SIGNALS": "0 6 * * *",
     }
     assert registry.hub_oin is not None and registry.pki_dir == Path("/run/secrets/pki")
+
+
+@pytest.mark.parametrize(
+    ("place", "typo"),
+    [
+        ("vo_schools[0]", "sis_sorce"),
+        ("mbo_institutions[0].route", "conection"),
+        ("", "schedule"),
+        ("certificates", "pki_directory"),
+    ],
+)
+def test_a_key_the_hub_does_not_read_is_refused_where_it_stands(
+    tmp_path: Path, data: dict[str, Any], place: str, typo: str
+) -> None:
+    target: Any = data
+    for part in filter(None, place.replace("[", ".").replace("]", "").split(".")):
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[typo] = "x"
+    path, text = write(tmp_path, data)
+    with pytest.raises(RegistryError) as caught:
+        load_registry(path)
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if t.strip().startswith(f"{typo}:"))
+    assert caught.value.rule == "FIELD-UNKNOWN"
+    assert caught.value.field == (f"{place}.{typo}" if place else typo)
+    assert f"{path} line {line}:" in str(caught.value)
