@@ -32,15 +32,20 @@ import getpass
 import itertools
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from conftest import missing_service
 
+from connectors.reference.sftp_server import (
+    HARDENED_OPTIONS,
+    free_port,
+    host_key_line,
+    keygen,
+    wait_listening,
+)
 from connectors.ssh import SftpTarget
 
 _mounts = itertools.count()
@@ -50,20 +55,6 @@ def require_root() -> None:
     """Skip (or fail in CI) where a chrooted sshd cannot run."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         missing_service("root with unshare(1) (a chrooted sshd needs a mount namespace)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _keygen(path: Path) -> None:
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
-        check=True,
-        capture_output=True,
-    )
 
 
 @dataclass(frozen=True)
@@ -131,7 +122,7 @@ def start_chroot_sshd(
     mountpoint = Path(f"/srv/overstap-test-{os.getpid()}-{next(_mounts)}")
     mountpoint.mkdir(mode=0o755, exist_ok=True)  # left empty by a killed run: reusable
     host_key = workdir / "host_ed25519"
-    _keygen(host_key)
+    keygen(host_key)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
     institutions: dict[str, Institution] = {}
     blocks: list[str] = []
@@ -140,11 +131,11 @@ def start_chroot_sshd(
         (jail / "in").mkdir(parents=True)
         jail.chmod(0o755)
         key = workdir / f"client_{name}"
-        _keygen(key)
+        keygen(key)
         authorized = workdir / f"authorized_keys_{name}"
         authorized.write_text(key.with_suffix(".pub").read_text())
         authorized.chmod(0o600)
-        inst = Institution(name, _free_port(), key, jail)
+        inst = Institution(name, free_port(), key, jail)
         institutions[name] = inst
         blocks += [
             f"Match LocalPort {inst.port}",
@@ -156,25 +147,16 @@ def start_chroot_sshd(
     config.write_text(
         "\n".join(
             [
-                "ListenAddress 127.0.0.1",
+                *HARDENED_OPTIONS,
                 *(f"Port {i.port}" for i in institutions.values()),
                 f"HostKey {host_key}",
                 "AuthorizedKeysFile none",
                 f"PidFile {workdir / 'sshd.pid'}",
-                "StrictModes no",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "PubkeyAuthentication yes",
-                "PermitRootLogin prohibit-password",
-                "UsePAM no",
-                "AllowTcpForwarding no",
                 "AllowAgentForwarding no",
                 "PermitTunnel no",
-                "X11Forwarding no",
                 "MaxSessions 16",
                 "Subsystem sftp internal-sftp",
                 "ForceCommand internal-sftp",
-                "LogLevel VERBOSE",
                 *blocks,
                 "",
             ]
@@ -201,28 +183,16 @@ def start_chroot_sshd(
         stderr=log.open("wb"),
     )
     server = ChrootSshd(
-        host_key_line=" ".join(host_key.with_suffix(".pub").read_text().split()[:2]),
+        host_key_line=host_key_line(host_key),
         institutions=institutions,
         mountpoint=mountpoint,
         process=process,
         log_path=log,
     )
     for inst in institutions.values():
-        _wait_listening(server, inst.port)
-    return server
-
-
-def _wait_listening(server: ChrootSshd, port: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            server.stop()
-            raise RuntimeError(f"chrooted sshd exited: {server.log()}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                if s.recv(4).startswith(b"SSH-"):
-                    return
-        except OSError:
-            time.sleep(0.05)
-    server.stop()
-    raise RuntimeError("chrooted sshd did not start listening")
+            wait_listening(process, inst.port, log)
+        except RuntimeError:
+            server.stop()
+            raise
+    return server

@@ -59,6 +59,53 @@ def find_sshd() -> str | None:
     return None
 
 
+# What every test sshd runs with: keys only, no PAM, no forwarding, SFTP and nothing else.
+HARDENED_OPTIONS = (
+    "ListenAddress 127.0.0.1",
+    "StrictModes no",
+    "PasswordAuthentication no",
+    "KbdInteractiveAuthentication no",
+    "PubkeyAuthentication yes",
+    "PermitRootLogin prohibit-password",
+    "UsePAM no",
+    "AllowTcpForwarding no",
+    "X11Forwarding no",
+    "LogLevel VERBOSE",
+)
+
+
+def keygen(path: Path) -> None:
+    """A fresh ed25519 key pair at `path` and `path.pub`, without a passphrase."""
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def host_key_line(host_key: Path) -> str:
+    """What a client pins: "ssh-ed25519 AAAA..." from the public key file."""
+    return " ".join(host_key.with_suffix(".pub").read_text().split()[:2])
+
+
+def wait_listening(
+    process: subprocess.Popen[bytes], port: int, log: Path, seconds: float = 10
+) -> None:
+    """Until `port` greets with an SSH banner; RuntimeError (with sshd's log) if sshd exits
+    or never listens. The caller stops the process on error."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"sshd exited: {log.read_text(errors='replace')}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                if s.recv(4).startswith(b"SSH-"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("sshd did not start listening")
+
+
 def start_sshd(sshd_bin: str, workdir: Path, root: Path) -> SshdServer:
     """Start sshd serving SFTP of `root` to the current user with a fresh client key."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -66,11 +113,7 @@ def start_sshd(sshd_bin: str, workdir: Path, root: Path) -> SshdServer:
     host_key = workdir / "host_ed25519"
     client_key = workdir / "client_ed25519"
     for path in (host_key, client_key):
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
-            check=True,
-            capture_output=True,
-        )
+        keygen(path)
     authorized = workdir / "authorized_keys"
     authorized.write_text(client_key.with_suffix(".pub").read_text())
     authorized.chmod(0o600)
@@ -81,22 +124,13 @@ def start_sshd(sshd_bin: str, workdir: Path, root: Path) -> SshdServer:
     config.write_text(
         "\n".join(
             [
-                "ListenAddress 127.0.0.1",
+                *HARDENED_OPTIONS,
                 f"Port {port}",
                 f"HostKey {host_key}",
                 f"AuthorizedKeysFile {authorized}",
                 f"PidFile {workdir / 'sshd.pid'}",
-                "StrictModes no",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "PubkeyAuthentication yes",
-                "PermitRootLogin prohibit-password",
-                "UsePAM no",
-                "AllowTcpForwarding no",
-                "X11Forwarding no",
                 f"Subsystem sftp internal-sftp -d {root}",
                 f"ForceCommand internal-sftp -d {root}",
-                "LogLevel VERBOSE",
                 "",
             ]
         )
@@ -107,25 +141,16 @@ def start_sshd(sshd_bin: str, workdir: Path, root: Path) -> SshdServer:
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"sshd exited: {log.read_text(errors='replace')}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                if s.recv(4).startswith(b"SSH-"):
-                    break
-        except OSError:
-            time.sleep(0.05)
-    else:
+    try:
+        wait_listening(process, port, log)
+    except RuntimeError:
         process.kill()
-        raise RuntimeError("sshd did not start listening")
-    key_type, key_b64 = host_key.with_suffix(".pub").read_text().split()[:2]
+        raise
     return SshdServer(
         port=port,
         user=getpass.getuser(),
         client_key_path=client_key,
-        host_key_line=f"{key_type} {key_b64}",
+        host_key_line=host_key_line(host_key),
         root=root,
         process=process,
         log_path=log,
