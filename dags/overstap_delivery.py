@@ -34,18 +34,7 @@ def overstap_delivery() -> None:
         day = ds or datetime.now().date().isoformat()
         return tasks.queue_dossiers(day, policy.dry_run(params))
 
-    @task
-    def recipients() -> list[str]:
-        return tasks.delivery_recipients()
-
-    @task(max_active_tis_per_dagrun=4)
-    def deliver(recipient: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return tasks.deliver(recipient, policy.dry_run(params))
-
-    queued = queue()
-    targets = recipients()
-    queued >> targets
-    deliver.expand(recipient=targets)
+    queue() >> policy.deliver_to_receivers()
 
 
 overstap_delivery()

@@ -44,17 +44,7 @@ def overstap_signals() -> None:
         day = ds or datetime.now().date().isoformat()
         return tasks.queue_signal_files(day, policy.dry_run(params))
 
-    @task
-    def recipients() -> list[str]:
-        return tasks.delivery_recipients()
-
-    @task(max_active_tis_per_dagrun=4)
-    def deliver(recipient: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return tasks.deliver(recipient, policy.dry_run(params))
-
-    targets = recipients()
-    raise_signals() >> queue_files() >> targets
-    deliver.expand(recipient=targets)
+    raise_signals() >> queue_files() >> policy.deliver_to_receivers()
 
 
 overstap_signals()
