@@ -84,12 +84,16 @@ class YearOutcome:
         return out
 
     def differences(self, other: YearOutcome) -> list[str]:
-        """What differs, by school key and municipality (no personal data)."""
+        """What differs, counted per school and per municipality: a report line names no
+        student, not even by the school's own key."""
+        per_school: Counter[tuple[str, str | None, str | None]] = Counter()
+        for key in self.standings.keys() | other.standings.keys():
+            here, there = self.standings.get(key), other.standings.get(key)
+            if here != there:
+                per_school[key[0], here, there] += 1
         found = [
-            f"{school}/{leerlingid}: {self.standings.get((school, leerlingid))} here, "
-            f"{other.standings.get((school, leerlingid))} there"
-            for school, leerlingid in sorted(self.standings.keys() | other.standings.keys())
-            if self.standings.get((school, leerlingid)) != other.standings.get((school, leerlingid))
+            f"school {school}: {n} student(s) {here} here, {there} there"
+            for (school, here, there), n in sorted(per_school.items(), key=str)
         ]
         found += [
             f"signals {gemeente} {kind}: {self.signals[gemeente, kind]} here, "
