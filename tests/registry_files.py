@@ -1,6 +1,7 @@
 """Registry files for tests: a small synthetic region's region.yaml with sources, routes,
-connections, schedules and certificates added, the way `overstap.runtime.year.Peers.registry`
-writes one (shared by the registry's unit, integration and CLI tests)."""
+connections, schedules and certificates added, the way
+`connectors.reference.region_peers.Peers.registry` writes one (shared by the registry's unit,
+integration and CLI tests)."""
 
 from __future__ import annotations
 
